@@ -1,0 +1,178 @@
+// confcast/layout.hpp - the shared-memory segment: every byte the publisher
+// writes and the subscribers read, in one place.
+//
+// Both sides include this header; nothing else describes the segment. A build
+// that changes anything here must bump kLayoutVersion (the layout signature,
+// folded from every size and offset below, catches a forgotten bump).
+//
+// Threading and memory-ordering contract
+// --------------------------------------
+// * Exactly one writer: the publisher holding an exclusive flock(2) on the
+//   segment. Readers map the segment PROT_READ and never write a byte.
+// * Every shared word is accessed with __atomic builtins (never plain loads),
+//   so a reader racing the writer is not a data race in the C++ memory model.
+// * Snapshots live in kSlotCount slots (a "latch", cf. Linux seqcount_latch).
+//   The writer only ever writes a slot that is NOT active:
+//       slot.seq  := odd        (relaxed store, then release fence)
+//       slot bytes := new data  (relaxed stores)
+//       slot.seq  := even       (release store)
+//       header.active_slot := slot   (release store)
+//       header.version     := v      (release store), then futex wake
+//   A reader (Boehm, "Can seqlocks get along with programming language memory
+//   models?", 2012):
+//       i  = active_slot (acquire); s1 = slot[i].seq (acquire); s1 odd -> retry
+//       copy what it needs with relaxed loads
+//       acquire fence;  s2 = slot[i].seq (relaxed);  s1 != s2 -> retry
+//   Because the active slot is never written in place, a writer that dies at
+//   any instruction leaves the active slot complete: readers never wait for
+//   the writer and never spin on a dead one. Under ThreadSanitizer (which
+//   does not model standalone fences) the relaxed loads become acquire loads.
+// * Stats (counters, last error) use a two-copy latch of their own with one
+//   sequence word, for the same reason.
+// * All integers are little-endian (the segment never leaves the host).
+//
+// Segment layout (offsets in bytes)
+// ---------------------------------
+//
+//   0      +--------------------------------------------------------------+
+//          | SegmentHeader                                    4096 bytes |
+//          |   0    magic            u64  "CONFCAST" (written last)      |
+//          |   8    layout_version   u32                                 |
+//          |   12   layout_signature u32  sizes+offsets folded          |
+//          |   16   segment_size     u64  whole mapping                  |
+//          |   24   slot_capacity    u64  snapshot bytes per slot        |
+//          |   32   slot_count       u32                                 |
+//          |   36   slot_header_size u32                                 |
+//          |   40   slot_stride      u64                                 |
+//          |   48   created_unix_ns  i64                                 |
+//          |   64   active_slot      u64  ---- reader-hot cache line --  |
+//          |   72   version          u64                                 |
+//          |   80   change_futex     u32  bumped + FUTEX_WAKE per publish|
+//          |   128  publisher_pid    i32  ---- liveness line ----------  |
+//          |   136  heartbeat_ns     i64  CLOCK_REALTIME, every second   |
+//          |   144  retired          u32  1: a newer segment replaced it |
+//          |   192  stats_seq        u64  ---- stats latch ------------  |
+//          |   200  stats[2]         Stats (2 x 384 bytes)               |
+//   4096   +--------------------------------------------------------------+
+//          | Slot 0: SlotHeader (64 bytes)                                |
+//          |   0  seq u64 | 8 version u64 | 16 published_ns i64 |        |
+//          |   24 data_size u64 | 32 sha256[32]                          |
+//          | Slot 0: snapshot bytes (slot_capacity, see snapshot_format)  |
+//          +--------------------------------------------------------------+
+//          | Slot 1: same                                                 |
+//          +--------------------------------------------------------------+
+//
+#ifndef CONFCAST_LAYOUT_HPP_
+#define CONFCAST_LAYOUT_HPP_
+
+#include <cstddef>
+#include <cstdint>
+
+namespace confcast::layout {
+
+inline constexpr uint64_t kMagic = 0x54534143464E4F43ull;  // "CONFCAST" read little-endian
+inline constexpr uint32_t kLayoutVersion = 1;
+inline constexpr uint32_t kSlotCount = 2;  // a latch needs two; the writer never touches the active one
+inline constexpr uint32_t kHeaderSize = 4096;
+inline constexpr uint32_t kLastErrorBytes = 256;  // matches confcast_info.last_error
+inline constexpr uint32_t kReasonCount = 4;       // io, too_large, parse, validate
+inline constexpr uint64_t kMaxSlotCapacity = 128ull << 20;  // offsets/8 fit the 24 bits of a key cache
+
+enum Reason : uint32_t { kReasonIo = 0, kReasonTooLarge = 1, kReasonParse = 2, kReasonValidate = 3 };
+
+// Counters and the last error, written by the publisher as one unit.
+struct Stats {
+  uint64_t reload_total;                   // successful publishes, the first one included
+  uint64_t reload_errors_total;            // rejected reload attempts (each distinct bad content once)
+  int64_t last_reload_unix_ns;             // CLOCK_REALTIME of the last successful publish, 0 = never
+  int64_t last_error_unix_ns;              // CLOCK_REALTIME of the last rejection, 0 = never
+  uint64_t errors_by_reason[kReasonCount]; // indexed by Reason
+  uint32_t last_error_len;                 // bytes used in last_error, <= kLastErrorBytes - 1
+  uint32_t reserved0;                      // zero
+  char last_error[kLastErrorBytes];        // "PATH:LINE:COL: reason: message", NUL-padded
+  uint64_t reserved[6];                    // zero; room to grow without a layout bump of the header
+};
+static_assert(sizeof(Stats) == 384, "Stats is part of the shared layout");
+static_assert(sizeof(Stats) % 8 == 0, "Stats is copied as 64-bit words");
+
+struct SegmentHeader {
+  // -- identity: written once at creation, magic last (release) --
+  uint64_t magic;             // kMagic once the header is initialised; 0 while being created
+  uint32_t layout_version;    // kLayoutVersion of the build that created it
+  uint32_t layout_signature;  // Signature() of that build; readers refuse any other
+  uint64_t segment_size;      // bytes of the whole segment (header + slots)
+  uint64_t slot_capacity;     // bytes of snapshot data per slot (the --capacity), multiple of 8
+  uint32_t slot_count;        // kSlotCount
+  uint32_t slot_header_size;  // sizeof(SlotHeader)
+  uint64_t slot_stride;       // bytes from one slot header to the next
+  uint64_t created_unix_ns;   // when the segment was created (not reset by a restart)
+  // -- reader-hot line --
+  alignas(64) uint64_t active_slot;  // index of the slot readers use; only changed after that slot is complete
+  uint64_t version;                  // version in the active slot, 0 = nothing published yet
+  uint32_t change_futex;             // incremented after every publish; waiters FUTEX_WAIT on it
+  uint32_t reserved_hot;             // zero
+  // -- liveness line: written by the live publisher --
+  alignas(64) int32_t publisher_pid;  // pid of the publisher that last held the segment
+  uint32_t reserved_pid;              // zero
+  int64_t heartbeat_unix_ns;          // CLOCK_REALTIME, refreshed every second while a publisher runs
+  uint32_t retired;                   // 1: a publisher replaced this segment with an incompatible one; reopen
+  uint32_t reserved_live;             // zero
+  // -- stats latch: stats[stats_seq & 1] is stable while stats_seq is unchanged --
+  alignas(64) uint64_t stats_seq;  // incremented before writing each copy (Linux seqcount_latch)
+  Stats stats[2];                  // the two copies
+};
+
+struct SlotHeader {
+  uint64_t seq;                // odd while the publisher writes this slot, even when complete
+  uint64_t version;            // version of the snapshot in this slot
+  int64_t published_unix_ns;   // CLOCK_REALTIME of the publish
+  uint64_t data_size;          // bytes of snapshot data, <= slot_capacity
+  uint8_t sha256[32];          // SHA-256 of the config file's bytes
+};
+static_assert(sizeof(SlotHeader) == 64, "SlotHeader is part of the shared layout");
+
+static_assert(offsetof(SegmentHeader, active_slot) == 64, "hot line starts at 64");
+static_assert(offsetof(SegmentHeader, version) == 72, "Python reads the version word at offset 72");
+static_assert(offsetof(SegmentHeader, change_futex) == 80, "futex word");
+static_assert(offsetof(SegmentHeader, publisher_pid) == 128, "liveness line");
+static_assert(offsetof(SegmentHeader, heartbeat_unix_ns) == 136, "heartbeat");
+static_assert(offsetof(SegmentHeader, retired) == 144, "retired flag");
+static_assert(offsetof(SegmentHeader, stats_seq) == 192, "stats latch");
+static_assert(sizeof(SegmentHeader) <= kHeaderSize, "header fits its page");
+static_assert(offsetof(SegmentHeader, change_futex) % 4 == 0, "futex words are 4-aligned");
+
+inline constexpr uint64_t kVersionOffset = offsetof(SegmentHeader, version);
+
+// FNV-1a over every size and offset above: two builds agree on the signature
+// only if they agree on the layout.
+constexpr uint32_t Fold(uint32_t h, uint64_t v) {
+  for (int i = 0; i < 8; ++i) {
+    h ^= static_cast<uint32_t>((v >> (8 * i)) & 0xff);
+    h *= 16777619u;
+  }
+  return h;
+}
+constexpr uint32_t Signature() {
+  uint32_t h = 2166136261u;
+  const uint64_t parts[] = {
+      kLayoutVersion, kSlotCount, kHeaderSize, kLastErrorBytes, kReasonCount, sizeof(Stats),
+      sizeof(SegmentHeader), offsetof(SegmentHeader, active_slot), offsetof(SegmentHeader, version),
+      offsetof(SegmentHeader, change_futex), offsetof(SegmentHeader, publisher_pid),
+      offsetof(SegmentHeader, heartbeat_unix_ns), offsetof(SegmentHeader, retired),
+      offsetof(SegmentHeader, stats_seq), offsetof(SegmentHeader, stats), sizeof(SlotHeader),
+      offsetof(SlotHeader, seq), offsetof(SlotHeader, version), offsetof(SlotHeader, data_size),
+      offsetof(SlotHeader, sha256), offsetof(Stats, last_error), offsetof(Stats, errors_by_reason)};
+  for (uint64_t p : parts) h = Fold(h, p);
+  return h;
+}
+
+constexpr uint64_t SlotStride(uint64_t slot_capacity) {
+  return (sizeof(SlotHeader) + slot_capacity + 63) & ~uint64_t{63};
+}
+constexpr uint64_t SegmentSize(uint64_t slot_capacity) {
+  return kHeaderSize + kSlotCount * SlotStride(slot_capacity);
+}
+
+}  // namespace confcast::layout
+
+#endif  // CONFCAST_LAYOUT_HPP_

@@ -1,0 +1,217 @@
+// confcast/snapshot_format.hpp - the flat snapshot inside one slot, and the
+// bounds-checked lookup both sides use on it.
+//
+// A snapshot is one validated config (defaults applied) laid out so that a
+// getter by path needs no parsing and no allocation: an open-addressing hash
+// table over every node's full dotted path ("" is the root, "llm.model",
+// "toolsets.kubernetes/core.enabled", "a.list.0"), typed scalar values in
+// place, and the compact JSON text of the whole config, in which every node
+// records the span of its own subtree (so a subtree's JSON is a substring).
+//
+//   0    SnapshotHeader (32 bytes)
+//        u32 entry_count | u32 bucket_count (power of two) | u32 buckets_off
+//        u32 entries_off | u32 pool_off | u32 pool_size | u32 json_off | u32 json_size
+//   ..   buckets: u32[bucket_count], entry index + 1, 0 = empty (linear probing)
+//   ..   entries: Entry[entry_count], 40 bytes each, 8-aligned
+//   ..   pool: paths and string values, each 8-aligned and NUL-padded
+//   ..   json: the whole config as compact JSON
+//
+// Threading: the lookup runs on bytes that the writer may be overwriting, so
+// it trusts nothing: every offset and length is checked against the slot's
+// capacity before use (with no overflow), every loop is bounded, and a result
+// is only believed after the caller's sequence re-check. Memory access goes
+// through an accessor (SharedMemory for the live mapping: atomic loads;
+// PrivateMemory for a pinned private copy: plain loads), so one lookup serves both.
+#ifndef CONFCAST_SNAPSHOT_FORMAT_HPP_
+#define CONFCAST_SNAPSHOT_FORMAT_HPP_
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "confcast/word_access.hpp"
+
+namespace confcast::snapshot {
+
+enum class Type : uint32_t {
+  kNull = 0,
+  kBool = 1,
+  kInt = 2,
+  kDouble = 3,
+  kString = 4,
+  kMap = 5,
+  kList = 6,
+};
+inline constexpr uint32_t kTypeCount = 7;
+
+struct SnapshotHeader {
+  uint32_t entry_count;   // nodes in the config, the root included
+  uint32_t bucket_count;  // power of two, >= 2 * entry_count
+  uint32_t buckets_off;   // offset of u32[bucket_count]
+  uint32_t entries_off;   // offset of Entry[entry_count], 8-aligned
+  uint32_t pool_off;      // offset of the string pool, 8-aligned
+  uint32_t pool_size;     // bytes in the pool, multiple of 8
+  uint32_t json_off;      // offset of the compact JSON of the whole config, 8-aligned
+  uint32_t json_size;     // bytes of that JSON (no NUL)
+};
+static_assert(sizeof(SnapshotHeader) == 32, "SnapshotHeader is part of the shared layout");
+
+struct Entry {
+  uint64_t path_hash;  // PathHash(path)
+  uint32_t path_off;   // offset of the path within the pool (8-aligned)
+  uint32_t path_len;   // bytes of the path, no NUL
+  uint32_t type;       // Type
+  uint32_t json_len;   // bytes of this node's JSON within the json text
+  uint32_t json_off;   // offset of this node's JSON within the json text
+  uint32_t child_count;// entries of a map or list, else 0
+  uint64_t value;      // kInt: int64; kDouble: IEEE bits; kBool: 0/1;
+                       // kString: pool offset (low 32 bits) | length (high 32 bits)
+};
+static_assert(sizeof(Entry) == 40, "Entry is part of the shared layout");
+static_assert(offsetof(Entry, value) == 32, "value is the last word");
+static_assert(sizeof(Entry) % 8 == 0, "entries are read as 64-bit words");
+
+inline constexpr uint32_t kEntryWords = sizeof(Entry) / 8;
+inline constexpr uint32_t kMaxPathBytes = 4096;
+
+// 64-bit hash of a path, 8 bytes at a time. The publisher and every reader
+// must agree on it bit for bit; it is part of the format.
+inline uint64_t PathHash(const char* p, size_t n) {
+  uint64_t h = 0x9E3779B97F4A7C15ull ^ (n * 0xFF51AFD7ED558CCDull);
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    std::memcpy(&w, p + i, 8);
+    h = (h ^ w) * 0xC4CEB9FE1A85EC53ull;
+    h ^= h >> 29;
+  }
+  if (i < n) {
+    uint64_t w = 0;
+    std::memcpy(&w, p + i, n - i);
+    h = (h ^ w) * 0xC4CEB9FE1A85EC53ull;
+    h ^= h >> 29;
+  }
+  h *= 0xFF51AFD7ED558CCDull;
+  return h ^ (h >> 32);
+}
+
+// What a lookup found. Offsets are into the slot's data.
+struct Found {
+  uint32_t entry_off = 0;  // byte offset of the Entry
+  Type type = Type::kNull;
+  uint64_t value = 0;      // raw value word
+};
+
+enum class LookupStatus { kFound, kNotFound, kCorrupt };
+
+// A bounds-checked view of one slot's snapshot bytes [base, base + capacity).
+template <class Memory>
+class View {
+ public:
+  View(const uint8_t* base, uint64_t capacity) : base_(base), cap_(capacity) {}
+
+  // Reads the header and checks that every region lies inside the slot.
+  bool LoadHeader() {
+    if (cap_ < sizeof(SnapshotHeader)) return false;
+    const uint64_t w0 = Word(0), w1 = Word(8), w2 = Word(16), w3 = Word(24);
+    h_.entry_count = static_cast<uint32_t>(w0);
+    h_.bucket_count = static_cast<uint32_t>(w0 >> 32);
+    h_.buckets_off = static_cast<uint32_t>(w1);
+    h_.entries_off = static_cast<uint32_t>(w1 >> 32);
+    h_.pool_off = static_cast<uint32_t>(w2);
+    h_.pool_size = static_cast<uint32_t>(w2 >> 32);
+    h_.json_off = static_cast<uint32_t>(w3);
+    h_.json_size = static_cast<uint32_t>(w3 >> 32);
+    const uint32_t buckets = h_.bucket_count;
+    if (buckets == 0 || (buckets & (buckets - 1)) != 0) return false;
+    if (h_.entry_count == 0 || h_.entry_count > buckets) return false;
+    if ((h_.entries_off | h_.pool_off | h_.json_off | h_.buckets_off | h_.pool_size) & 7) return false;
+    return Fits(h_.buckets_off, uint64_t{buckets} * 4) &&
+           Fits(h_.entries_off, uint64_t{h_.entry_count} * sizeof(Entry)) &&
+           Fits(h_.pool_off, h_.pool_size) && Fits(h_.json_off, h_.json_size);
+  }
+
+  const SnapshotHeader& header() const { return h_; }
+
+  // Finds the entry of `path` (already hashed). Call LoadHeader() first.
+  LookupStatus Find(const char* path, size_t len, uint64_t hash, Found* out) const {
+    const uint32_t mask = h_.bucket_count - 1;
+    uint32_t b = static_cast<uint32_t>(hash) & mask;
+    for (uint32_t probes = 0; probes <= mask; ++probes, b = (b + 1) & mask) {
+      const uint64_t boff = h_.buckets_off + uint64_t{b} * 4;
+      const uint32_t slot = Half(boff);
+      if (slot == 0) return LookupStatus::kNotFound;
+      if (slot > h_.entry_count) return LookupStatus::kCorrupt;
+      const uint32_t eoff = h_.entries_off + (slot - 1) * static_cast<uint32_t>(sizeof(Entry));
+      if (Word(eoff) != hash) continue;
+      const uint64_t pw = Word(eoff + 8);
+      const uint32_t poff = static_cast<uint32_t>(pw), plen = static_cast<uint32_t>(pw >> 32);
+      if (plen != len) continue;
+      if ((poff & 7) != 0 || uint64_t{poff} + plen > h_.pool_size) return LookupStatus::kCorrupt;
+      if (!BytesEqual(h_.pool_off + uint64_t{poff}, path, len)) continue;
+      const uint64_t tw = Word(eoff + 16);
+      const uint32_t type = static_cast<uint32_t>(tw);
+      if (type >= kTypeCount) return LookupStatus::kCorrupt;
+      out->entry_off = eoff;
+      out->type = static_cast<Type>(type);
+      out->value = Word(eoff + 32);
+      return LookupStatus::kFound;
+    }
+    return LookupStatus::kNotFound;
+  }
+
+  // The pool span of a string value, checked. False if it lies outside the pool.
+  bool StringSpan(uint64_t value, uint64_t* off, uint32_t* len) const {
+    const uint32_t soff = static_cast<uint32_t>(value), slen = static_cast<uint32_t>(value >> 32);
+    if ((soff & 7) != 0 || uint64_t{soff} + slen > h_.pool_size) return false;
+    *off = h_.pool_off + uint64_t{soff};
+    *len = slen;
+    return true;
+  }
+
+  // The JSON span of the entry at entry_off, checked.
+  bool JsonSpan(uint32_t entry_off, uint64_t* off, uint32_t* len) const {
+    const uint64_t w = Word(entry_off + 16);
+    const uint32_t jlen = static_cast<uint32_t>(w >> 32);
+    const uint32_t joff = static_cast<uint32_t>(Word(entry_off + 24));
+    if (uint64_t{joff} + jlen > h_.json_size) return false;
+    *off = h_.json_off + uint64_t{joff};
+    *len = jlen;
+    return true;
+  }
+
+  // Copies n bytes at off (inside the slot, checked by the caller) to dst.
+  void Copy(uint64_t off, char* dst, size_t n) const { Memory::CopyOut(base_ + off, dst, n); }
+
+  uint64_t Word(uint64_t off) const { return Memory::Load64(base_ + off); }
+
+ private:
+  bool Fits(uint64_t off, uint64_t len) const { return off <= cap_ && len <= cap_ - off; }
+  uint32_t Half(uint64_t off) const {
+    const uint64_t w = Word(off & ~uint64_t{7});
+    return static_cast<uint32_t>((off & 4) ? (w >> 32) : w);
+  }
+  bool BytesEqual(uint64_t off, const char* s, size_t n) const {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+      uint64_t a;
+      std::memcpy(&a, s + i, 8);
+      if (Word(off + i) != a) return false;
+    }
+    if (i < n) {
+      uint64_t a = 0;
+      std::memcpy(&a, s + i, n - i);
+      const uint64_t keep = ~uint64_t{0} >> (8 * (8 - (n - i)));
+      if ((Word(off + i) & keep) != a) return false;
+    }
+    return true;
+  }
+
+  const uint8_t* base_;
+  uint64_t cap_;
+  SnapshotHeader h_{};
+};
+
+}  // namespace confcast::snapshot
+
+#endif  // CONFCAST_SNAPSHOT_FORMAT_HPP_

@@ -1,0 +1,88 @@
+// confcast/word_access.hpp - how the bytes of a snapshot are read.
+//
+// The live mapping is read while the publisher may be writing it, so every
+// load there is an atomic load of an aligned 64-bit word (SharedMemory): no
+// data race in the C++ memory model, a torn value is simply discarded by the
+// sequence re-check. Relaxed loads plus one acquire fence before the re-check
+// are what Boehm's seqlock reader needs; ThreadSanitizer does not model
+// standalone fences, so under TSan every data load is an acquire load instead.
+// A pinned private copy is nobody else's memory and uses plain loads
+// (PrivateMemory). Both require the region to start 8-aligned and to have a
+// size that is a multiple of 8: a copy may touch the rest of a word it needs.
+#ifndef CONFCAST_WORD_ACCESS_HPP_
+#define CONFCAST_WORD_ACCESS_HPP_
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#if defined(__SANITIZE_THREAD__)
+#define CONFCAST_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define CONFCAST_TSAN 1
+#endif
+#endif
+
+namespace confcast::detail {
+
+#ifdef CONFCAST_TSAN
+inline constexpr int kDataLoadOrder = __ATOMIC_ACQUIRE;
+#else
+inline constexpr int kDataLoadOrder = __ATOMIC_RELAXED;
+#endif
+
+// The fence that ends a seqlock read section (Boehm): orders the data loads
+// before the re-read of the sequence word.
+inline void ReadFence() {
+#ifndef CONFCAST_TSAN
+  __atomic_thread_fence(__ATOMIC_ACQUIRE);
+#endif
+}
+
+template <class T>
+inline T LoadAcquire(const T* p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+template <class T>
+inline T LoadRelaxed(const T* p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+template <class T>
+inline void StoreRelease(T* p, T v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+template <class T>
+inline void StoreRelaxed(T* p, T v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
+
+}  // namespace confcast::detail
+
+namespace confcast::snapshot {
+
+struct SharedMemory {
+  static uint64_t Load64(const uint8_t* p) {
+    return __atomic_load_n(reinterpret_cast<const uint64_t*>(p), detail::kDataLoadOrder);
+  }
+  // Copies [src, src + n) with aligned 64-bit atomic loads.
+  static void CopyOut(const uint8_t* src, char* dst, size_t n) {
+    if (n == 0) return;
+    const uintptr_t start = reinterpret_cast<uintptr_t>(src);
+    const uintptr_t first = start & ~uintptr_t{7};
+    size_t done = 0;
+    for (uintptr_t w = first; done < n; w += 8) {
+      const uint64_t word = Load64(reinterpret_cast<const uint8_t*>(w));
+      const size_t skip = (w < start) ? static_cast<size_t>(start - w) : 0;
+      size_t take = 8 - skip;
+      if (take > n - done) take = n - done;
+      std::memcpy(dst + done, reinterpret_cast<const char*>(&word) + skip, take);
+      done += take;
+    }
+  }
+};
+
+struct PrivateMemory {
+  static uint64_t Load64(const uint8_t* p) {
+    uint64_t v;
+    std::memcpy(&v, p, 8);
+    return v;
+  }
+  static void CopyOut(const uint8_t* src, char* dst, size_t n) { std::memcpy(dst, src, n); }
+};
+
+}  // namespace confcast::snapshot
+
+#endif  // CONFCAST_WORD_ACCESS_HPP_

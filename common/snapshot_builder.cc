@@ -1,0 +1,178 @@
+#include "snapshot_builder.hpp"
+
+#include <cstring>
+#include <unordered_set>
+
+#include "confcast/snapshot_format.hpp"
+
+namespace confcast::snapshot {
+namespace {
+
+struct PendingEntry {
+  std::string path;
+  Type type;
+  uint64_t value = 0;  // final for scalars; strings get their pool offset later
+  std::string string_value;
+  uint32_t json_off = 0, json_len = 0, child_count = 0;
+};
+
+class Builder {
+ public:
+  std::string error;
+
+  void Walk(const nlohmann::json& node, const std::string& path) {
+    const size_t index = entries_.size();
+    entries_.push_back(PendingEntry{path, Type::kNull});
+    const size_t json_start = json_.size();
+    PendingEntry e;  // filled below, stored at `index` (the vector may grow while recursing)
+    e.path = path;
+    switch (node.type()) {
+      case nlohmann::json::value_t::object: {
+        e.type = Type::kMap;
+        e.child_count = static_cast<uint32_t>(node.size());
+        json_ += '{';
+        bool first = true;
+        for (auto it = node.begin(); it != node.end(); ++it) {
+          if (!first) json_ += ',';
+          first = false;
+          json_ += nlohmann::json(it.key()).dump();
+          json_ += ':';
+          Walk(it.value(), path.empty() ? it.key() : path + "." + it.key());
+        }
+        json_ += '}';
+        break;
+      }
+      case nlohmann::json::value_t::array: {
+        e.type = Type::kList;
+        e.child_count = static_cast<uint32_t>(node.size());
+        json_ += '[';
+        for (size_t i = 0; i < node.size(); ++i) {
+          if (i) json_ += ',';
+          Walk(node[i], path.empty() ? std::to_string(i) : path + "." + std::to_string(i));
+        }
+        json_ += ']';
+        break;
+      }
+      case nlohmann::json::value_t::string:
+        e.type = Type::kString;
+        e.string_value = node.get_ref<const std::string&>();
+        json_ += node.dump();
+        break;
+      case nlohmann::json::value_t::boolean:
+        e.type = Type::kBool;
+        e.value = node.get<bool>() ? 1 : 0;
+        json_ += node.dump();
+        break;
+      case nlohmann::json::value_t::number_integer:
+        e.type = Type::kInt;
+        e.value = static_cast<uint64_t>(node.get<int64_t>());
+        json_ += node.dump();
+        break;
+      case nlohmann::json::value_t::number_unsigned: {
+        const uint64_t u = node.get<uint64_t>();
+        if (u > static_cast<uint64_t>(INT64_MAX)) {
+          e.type = Type::kDouble;
+          const double d = static_cast<double>(u);
+          std::memcpy(&e.value, &d, 8);
+        } else {
+          e.type = Type::kInt;
+          e.value = u;
+        }
+        json_ += node.dump();
+        break;
+      }
+      case nlohmann::json::value_t::number_float: {
+        e.type = Type::kDouble;
+        const double d = node.get<double>();
+        std::memcpy(&e.value, &d, 8);
+        json_ += node.dump();
+        break;
+      }
+      default:
+        e.type = Type::kNull;
+        json_ += "null";
+        break;
+    }
+    e.json_off = static_cast<uint32_t>(json_start);
+    e.json_len = static_cast<uint32_t>(json_.size() - json_start);
+    entries_[index] = std::move(e);
+  }
+
+  std::variant<BuiltSnapshot, std::string> Finish() {
+    std::unordered_set<std::string_view> seen;
+    for (const PendingEntry& e : entries_) {
+      if (!seen.insert(e.path).second) {
+        return "two nodes have the same dotted path '" + e.path + "' (a key containing '.' next to a nested map)";
+      }
+      if (e.path.size() > kMaxPathBytes) return "path longer than " + std::to_string(kMaxPathBytes) + " bytes: " + e.path.substr(0, 64) + "...";
+    }
+    // Pool: every path, then every string value, each 8-aligned and NUL-padded.
+    std::string pool;
+    std::vector<uint32_t> path_off(entries_.size()), str_off(entries_.size());
+    auto add = [&pool](const std::string& s) {
+      const uint32_t off = static_cast<uint32_t>(pool.size());
+      pool += s;
+      pool.append(8 - pool.size() % 8, '\0');  // at least one NUL, then to the next word
+      return off;
+    };
+    for (size_t i = 0; i < entries_.size(); ++i) path_off[i] = add(entries_[i].path);
+    for (size_t i = 0; i < entries_.size(); ++i) {
+      if (entries_[i].type == Type::kString) str_off[i] = add(entries_[i].string_value);
+    }
+    uint32_t buckets = 2;
+    while (buckets < entries_.size() * 2) buckets <<= 1;
+
+    const uint64_t buckets_off = sizeof(SnapshotHeader);
+    const uint64_t entries_off = (buckets_off + uint64_t{buckets} * 4 + 7) & ~uint64_t{7};
+    const uint64_t pool_off = entries_off + entries_.size() * sizeof(Entry);
+    const uint64_t json_off = pool_off + pool.size();
+    const uint64_t total = (json_off + json_.size() + 7) & ~uint64_t{7};
+    if (total > UINT32_MAX) return std::string("snapshot larger than 4 GiB");
+
+    BuiltSnapshot out;
+    out.entry_count = static_cast<uint32_t>(entries_.size());
+    out.words.assign(total / 8, 0);
+    auto* bytes = reinterpret_cast<uint8_t*>(out.words.data());
+    SnapshotHeader h{out.entry_count, buckets, static_cast<uint32_t>(buckets_off), static_cast<uint32_t>(entries_off),
+                     static_cast<uint32_t>(pool_off), static_cast<uint32_t>(pool.size()),
+                     static_cast<uint32_t>(json_off), static_cast<uint32_t>(json_.size())};
+    std::memcpy(bytes, &h, sizeof(h));
+    auto* table = reinterpret_cast<uint32_t*>(bytes + buckets_off);
+    for (size_t i = 0; i < entries_.size(); ++i) {
+      const PendingEntry& p = entries_[i];
+      Entry e{};
+      e.path_hash = PathHash(p.path.data(), p.path.size());
+      e.path_off = path_off[i];
+      e.path_len = static_cast<uint32_t>(p.path.size());
+      e.type = static_cast<uint32_t>(p.type);
+      e.json_off = p.json_off;
+      e.json_len = p.json_len;
+      e.child_count = p.child_count;
+      e.value = p.type == Type::kString
+                    ? (uint64_t{static_cast<uint32_t>(p.string_value.size())} << 32) | str_off[i]
+                    : p.value;
+      std::memcpy(bytes + entries_off + i * sizeof(Entry), &e, sizeof(e));
+      uint32_t b = static_cast<uint32_t>(e.path_hash) & (buckets - 1);
+      while (table[b] != 0) b = (b + 1) & (buckets - 1);
+      table[b] = static_cast<uint32_t>(i + 1);
+    }
+    std::memcpy(bytes + pool_off, pool.data(), pool.size());
+    std::memcpy(bytes + json_off, json_.data(), json_.size());
+    return out;
+  }
+
+ private:
+  std::vector<PendingEntry> entries_;
+  std::string json_;
+};
+
+}  // namespace
+
+std::variant<BuiltSnapshot, std::string> BuildSnapshot(const nlohmann::json& config) {
+  if (!config.is_object()) return std::string("the config must be a map");
+  Builder b;
+  b.Walk(config, "");
+  return b.Finish();
+}
+
+}  // namespace confcast::snapshot

@@ -1,0 +1,743 @@
+// confcast/subscriber.hpp - the C++ subscriber API: read the published config
+// from the shared-memory segment, wait-free.
+//
+// Header-only on purpose: a getter is a handful of loads from the mapping, and
+// inlining it into the caller is what makes a key-handle read cost about as
+// much as an L1 hit. libconfcast.so (the C ABI, confcast.h) is built from this
+// same code.
+//
+//   confcast::Subscriber sub("holmesgpt-config");      // throws confcast::Error
+//   static const confcast::Key kRetries("llm.max_retries");
+//   int64_t retries = sub.GetInt(kRetries);             // ~2 ns, no syscall
+//   confcast::Snapshot snap = sub.Pin();                // one version, private copy
+//   std::string_view model = snap.GetString("llm.model");
+//
+// Threading and memory ordering
+// -----------------------------
+// A Subscriber is safe to use from any number of threads at once (all getters
+// are const). Getters never lock, never allocate, never make a system call:
+// each is one seqlock read of the active slot (see layout.hpp). A Key caches
+// where its path lives in the version it last saw; the cache is one relaxed
+// atomic word, so a Key may be shared between threads and subscribers (a Key
+// used with another segment simply re-resolves: a cached place is only
+// trusted when the entry there carries the Key's path hash). A Snapshot is an immutable
+// private copy of one version; share it freely.
+// The noexcept getters return a CONFCAST_* status; the convenience getters
+// throw confcast::Error.
+#ifndef CONFCAST_SUBSCRIBER_HPP_
+#define CONFCAST_SUBSCRIBER_HPP_
+
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <climits>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "confcast/confcast.h"
+#include "confcast/layout.hpp"
+#include "confcast/snapshot_format.hpp"
+#include "confcast/word_access.hpp"
+
+namespace confcast {
+
+inline constexpr const char* kDefaultSegment = "holmesgpt-config";
+
+// The message of a CONFCAST_* status (what confcast_strerror returns).
+inline const char* StatusMessage(int status) noexcept {
+  switch (status) {
+    case CONFCAST_OK: return "ok";
+    case CONFCAST_ERR_NO_SEGMENT: return "the segment does not exist (is confcast-publisher running?)";
+    case CONFCAST_ERR_INCOMPATIBLE: return "the segment's layout version is not supported by this library";
+    case CONFCAST_ERR_CORRUPT: return "the segment failed verification";
+    case CONFCAST_ERR_EMPTY: return "nothing has been published yet";
+    case CONFCAST_ERR_NOT_FOUND: return "no value at that path";
+    case CONFCAST_ERR_TYPE: return "the value at that path has another type";
+    case CONFCAST_ERR_TRUNCATED: return "the buffer is too small for the value";
+    case CONFCAST_ERR_INVALID: return "invalid argument";
+    case CONFCAST_ERR_PERMISSION: return "permission denied opening the segment";
+    case CONFCAST_ERR_TIMEOUT: return "timed out waiting for a newer version";
+    case CONFCAST_ERR_SYSTEM: return "system error (see errno)";
+    default: return "unknown confcast status";
+  }
+}
+
+class Error : public std::runtime_error {
+ public:
+  Error(int status, const std::string& context)
+      : std::runtime_error(context.empty() ? StatusMessage(status)
+                                           : context + ": " + StatusMessage(status)),
+        status_(status) {}
+  int status() const noexcept { return status_; }
+
+ private:
+  int status_;
+};
+
+// A pre-resolved path for hot reads. Construct once (e.g. a static), read often.
+class Key {
+ public:
+  explicit Key(std::string path)
+      : path_(std::move(path)), hash_(snapshot::PathHash(path_.data(), path_.size())) {}
+  Key(const Key& other) : path_(other.path_), hash_(other.hash_) {}
+  Key& operator=(const Key& other) {
+    path_ = other.path_;
+    hash_ = other.hash_;
+    cache_.store(kNoCache, std::memory_order_relaxed);
+    return *this;
+  }
+  const std::string& path() const noexcept { return path_; }
+
+ private:
+  friend class Subscriber;
+  // The last place this path was found: the version (low 40 bits) in the
+  // high bits, the entry's offset / 8 in the low 24. A reader trusts it only
+  // if the version matches and the entry there carries this path's hash, so
+  // one Key can serve several subscribers and threads without coordination.
+  static constexpr uint64_t kNoCache = ~uint64_t{0};
+  static constexpr uint64_t kVersionBits = 40;
+  static uint64_t Pack(uint64_t version_tag, uint32_t entry_off) {
+    return (version_tag << 24) | (entry_off >> 3);
+  }
+  std::string path_;
+  uint64_t hash_;
+  mutable std::atomic<uint64_t> cache_{kNoCache};
+};
+
+namespace detail {
+
+// Typed reads shared by the live mapping and a pinned copy.
+template <class Memory>
+struct TypedRead {
+  using View = snapshot::View<Memory>;
+  using Type = snapshot::Type;
+
+  static int Find(View& view, std::string_view path, snapshot::Found* f) {
+    if (path.size() > snapshot::kMaxPathBytes) return CONFCAST_ERR_NOT_FOUND;
+    if (!view.LoadHeader()) return CONFCAST_ERR_CORRUPT;
+    switch (view.Find(path.data(), path.size(), snapshot::PathHash(path.data(), path.size()), f)) {
+      case snapshot::LookupStatus::kFound: return CONFCAST_OK;
+      case snapshot::LookupStatus::kNotFound: return CONFCAST_ERR_NOT_FOUND;
+      default: return CONFCAST_ERR_CORRUPT;
+    }
+  }
+  static int AsInt(Type t, uint64_t value, int64_t* out) {
+    if (t != Type::kInt) return CONFCAST_ERR_TYPE;
+    *out = static_cast<int64_t>(value);
+    return CONFCAST_OK;
+  }
+  static int AsDouble(Type t, uint64_t value, double* out) {
+    if (t == Type::kDouble) {
+      std::memcpy(out, &value, 8);
+    } else if (t == Type::kInt) {
+      *out = static_cast<double>(static_cast<int64_t>(value));
+    } else {
+      return CONFCAST_ERR_TYPE;
+    }
+    return CONFCAST_OK;
+  }
+  static int AsBool(Type t, uint64_t value, bool* out) {
+    if (t != Type::kBool) return CONFCAST_ERR_TYPE;
+    *out = value != 0;
+    return CONFCAST_OK;
+  }
+  // Copies a span out with the buffer rules of confcast_get_string.
+  static int CopySpan(const View& view, uint64_t off, uint32_t n, char* buf, size_t cap, size_t* len) {
+    *len = n;
+    if (cap >= n) {
+      view.Copy(off, buf, n);
+      if (cap > n) buf[n] = '\0';
+      return CONFCAST_OK;
+    }
+    if (cap > 0) {
+      view.Copy(off, buf, cap - 1);
+      buf[cap - 1] = '\0';
+    }
+    return CONFCAST_ERR_TRUNCATED;
+  }
+  static int String(View& view, std::string_view path, char* buf, size_t cap, size_t* len) {
+    snapshot::Found f;
+    if (int rc = Find(view, path, &f); rc != CONFCAST_OK) return rc;
+    if (f.type != Type::kString) return CONFCAST_ERR_TYPE;
+    uint64_t off;
+    uint32_t n;
+    if (!view.StringSpan(f.value, &off, &n)) return CONFCAST_ERR_CORRUPT;
+    return CopySpan(view, off, n, buf, cap, len);
+  }
+  static int Json(View& view, std::string_view path, char* buf, size_t cap, size_t* len) {
+    snapshot::Found f;
+    if (int rc = Find(view, path, &f); rc != CONFCAST_OK) return rc;
+    uint64_t off;
+    uint32_t n;
+    if (!view.JsonSpan(f.entry_off, &off, &n)) return CONFCAST_ERR_CORRUPT;
+    return CopySpan(view, off, n, buf, cap, len);
+  }
+  static int WholeJson(View& view, char* buf, size_t cap, size_t* len) {
+    if (!view.LoadHeader()) return CONFCAST_ERR_CORRUPT;
+    return CopySpan(view, view.header().json_off, view.header().json_size, buf, cap, len);
+  }
+};
+
+inline void CpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+inline int64_t RealtimeNs() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
+}
+
+}  // namespace detail
+
+// An immutable private copy of one published version.
+class Snapshot {
+ public:
+  Snapshot() = default;
+  uint64_t version() const noexcept { return version_; }
+  int64_t published_unix_ns() const noexcept { return published_unix_ns_; }
+  std::string sha256_hex() const {
+    static const char* kHex = "0123456789abcdef";
+    std::string s(64, '0');
+    for (int i = 0; i < 32; ++i) {
+      s[2 * i] = kHex[sha256_[i] >> 4];
+      s[2 * i + 1] = kHex[sha256_[i] & 15];
+    }
+    return s;
+  }
+  bool empty() const noexcept { return version_ == 0; }
+
+  int Get(std::string_view path, int64_t* out) const noexcept {
+    return Typed(path, [&](snapshot::Type t, uint64_t v) { return Read::AsInt(t, v, out); });
+  }
+  int Get(std::string_view path, double* out) const noexcept {
+    return Typed(path, [&](snapshot::Type t, uint64_t v) { return Read::AsDouble(t, v, out); });
+  }
+  int Get(std::string_view path, bool* out) const noexcept {
+    return Typed(path, [&](snapshot::Type t, uint64_t v) { return Read::AsBool(t, v, out); });
+  }
+  // A view into this snapshot's own copy: valid as long as the Snapshot lives.
+  int Get(std::string_view path, std::string_view* out) const noexcept {
+    if (empty()) return CONFCAST_ERR_EMPTY;
+    View view = MakeView();
+    snapshot::Found f;
+    if (int rc = Read::Find(view, path, &f); rc != CONFCAST_OK) return rc;
+    if (f.type != snapshot::Type::kString) return CONFCAST_ERR_TYPE;
+    uint64_t off;
+    uint32_t n;
+    if (!view.StringSpan(f.value, &off, &n)) return CONFCAST_ERR_CORRUPT;
+    *out = std::string_view(reinterpret_cast<const char*>(Bytes()) + off, n);
+    return CONFCAST_OK;
+  }
+  // The JSON of the value or subtree at path ("" = the whole config).
+  int GetJson(std::string_view path, std::string_view* out) const noexcept {
+    if (empty()) return CONFCAST_ERR_EMPTY;
+    View view = MakeView();
+    snapshot::Found f;
+    if (int rc = Read::Find(view, path, &f); rc != CONFCAST_OK) return rc;
+    uint64_t off;
+    uint32_t n;
+    if (!view.JsonSpan(f.entry_off, &off, &n)) return CONFCAST_ERR_CORRUPT;
+    *out = std::string_view(reinterpret_cast<const char*>(Bytes()) + off, n);
+    return CONFCAST_OK;
+  }
+  // Whether path exists, and its type.
+  std::optional<snapshot::Type> TypeOf(std::string_view path) const noexcept {
+    if (empty()) return std::nullopt;
+    View view = MakeView();
+    snapshot::Found f;
+    if (Read::Find(view, path, &f) != CONFCAST_OK) return std::nullopt;
+    return f.type;
+  }
+
+  // Throwing conveniences.
+  int64_t GetInt(std::string_view path) const { return Must<int64_t>(path); }
+  double GetDouble(std::string_view path) const { return Must<double>(path); }
+  bool GetBool(std::string_view path) const { return Must<bool>(path); }
+  std::string_view GetString(std::string_view path) const { return Must<std::string_view>(path); }
+  std::string_view Json() const {
+    std::string_view out;
+    if (int rc = GetJson("", &out); rc != CONFCAST_OK) throw Error(rc, "snapshot json");
+    return out;
+  }
+
+ private:
+  friend class Subscriber;
+  using Read = detail::TypedRead<snapshot::PrivateMemory>;
+  using View = snapshot::View<snapshot::PrivateMemory>;
+
+  const uint8_t* Bytes() const { return reinterpret_cast<const uint8_t*>(words_->data()); }
+  View MakeView() const { return View(Bytes(), words_->size() * 8); }
+  template <class Fn>
+  int Typed(std::string_view path, Fn&& fn) const noexcept {
+    if (empty()) return CONFCAST_ERR_EMPTY;
+    View view = MakeView();
+    snapshot::Found f;
+    if (int rc = Read::Find(view, path, &f); rc != CONFCAST_OK) return rc;
+    return fn(f.type, f.value);
+  }
+  template <class T>
+  T Must(std::string_view path) const {
+    T v{};
+    if (int rc = Get(path, &v); rc != CONFCAST_OK) throw Error(rc, std::string(path));
+    return v;
+  }
+
+  uint64_t version_ = 0;
+  int64_t published_unix_ns_ = 0;
+  uint8_t sha256_[32] = {};
+  std::shared_ptr<const std::vector<uint64_t>> words_;  // the slot's snapshot bytes, 8-aligned
+};
+
+class Subscriber {
+ public:
+  // Opens the segment; throws confcast::Error. An empty name means
+  // $CONFCAST_SEGMENT, else "holmesgpt-config".
+  explicit Subscriber(std::string_view segment = {}) {
+    if (int rc = Open(segment, this); rc != CONFCAST_OK) throw Error(rc, std::string(ResolveName(segment)));
+  }
+  Subscriber(Subscriber&& o) noexcept { *this = std::move(o); }
+  Subscriber& operator=(Subscriber&& o) noexcept {
+    if (this != &o) {
+      Unmap();
+      base_ = std::exchange(o.base_, nullptr);
+      size_ = std::exchange(o.size_, 0);
+      capacity_ = o.capacity_;
+      stride_ = o.stride_;
+    }
+    return *this;
+  }
+  Subscriber(const Subscriber&) = delete;
+  Subscriber& operator=(const Subscriber&) = delete;
+  ~Subscriber() { Unmap(); }
+
+  // The segment name used when none is given.
+  static std::string ResolveName(std::string_view segment) {
+    if (!segment.empty()) return std::string(segment);
+    const char* env = std::getenv("CONFCAST_SEGMENT");
+    return (env && *env) ? std::string(env) : std::string(kDefaultSegment);
+  }
+
+  // Opens without throwing; *out receives the mapping on CONFCAST_OK.
+  static int Open(std::string_view segment, Subscriber* out) noexcept {
+    std::string name;
+    try {
+      name = ResolveName(segment);
+    } catch (...) {
+      return CONFCAST_ERR_SYSTEM;
+    }
+    int fd;
+    if (name.find('/') == std::string::npos) {
+      if (name.empty() || name.size() > NAME_MAX - 1 || name == "." || name == "..") return CONFCAST_ERR_INVALID;
+      fd = shm_open(("/" + name).c_str(), O_RDONLY | O_CLOEXEC, 0);
+    } else if (name[0] == '/') {
+      fd = ::open(name.c_str(), O_RDONLY | O_CLOEXEC);
+    } else {
+      return CONFCAST_ERR_INVALID;
+    }
+    if (fd < 0) return ErrnoStatus(errno);
+    const int rc = MapVerified(fd, out);
+    const int saved = errno;
+    ::close(fd);
+    errno = saved;
+    return rc;
+  }
+
+  // -- wait-free reads -------------------------------------------------------
+  uint64_t version() const noexcept { return detail::LoadAcquire(&Header()->version); }
+
+  int Get(std::string_view path, int64_t* out, uint64_t* version = nullptr) const noexcept {
+    return ReadTyped(path, version, [&](snapshot::Type t, uint64_t v) { return Read::AsInt(t, v, out); });
+  }
+  int Get(std::string_view path, double* out, uint64_t* version = nullptr) const noexcept {
+    return ReadTyped(path, version, [&](snapshot::Type t, uint64_t v) { return Read::AsDouble(t, v, out); });
+  }
+  int Get(std::string_view path, bool* out, uint64_t* version = nullptr) const noexcept {
+    return ReadTyped(path, version, [&](snapshot::Type t, uint64_t v) { return Read::AsBool(t, v, out); });
+  }
+  int Get(const Key& key, int64_t* out, uint64_t* version = nullptr) const noexcept {
+    return ReadKey(key, version, [&](snapshot::Type t, uint64_t v) { return Read::AsInt(t, v, out); });
+  }
+  int Get(const Key& key, double* out, uint64_t* version = nullptr) const noexcept {
+    return ReadKey(key, version, [&](snapshot::Type t, uint64_t v) { return Read::AsDouble(t, v, out); });
+  }
+  int Get(const Key& key, bool* out, uint64_t* version = nullptr) const noexcept {
+    return ReadKey(key, version, [&](snapshot::Type t, uint64_t v) { return Read::AsBool(t, v, out); });
+  }
+  // Copies a string value into buf (rules of confcast_get_string).
+  int GetString(std::string_view path, char* buf, size_t cap, size_t* len,
+                uint64_t* version = nullptr) const noexcept {
+    return ReadConsistent(version, [&](View& v) { return Read::String(v, path, buf, cap, len); });
+  }
+  int GetJson(std::string_view path, char* buf, size_t cap, size_t* len,
+              uint64_t* version = nullptr) const noexcept {
+    return ReadConsistent(version, [&](View& v) { return Read::Json(v, path, buf, cap, len); });
+  }
+  int SnapshotJson(char* buf, size_t cap, size_t* len, uint64_t* version = nullptr) const noexcept {
+    return ReadConsistent(version, [&](View& v) { return Read::WholeJson(v, buf, cap, len); });
+  }
+
+  // Throwing conveniences (the string ones allocate).
+  int64_t GetInt(std::string_view path) const { return Must<int64_t>(path); }
+  double GetDouble(std::string_view path) const { return Must<double>(path); }
+  bool GetBool(std::string_view path) const { return Must<bool>(path); }
+  int64_t GetInt(const Key& key) const { return MustKey<int64_t>(key); }
+  double GetDouble(const Key& key) const { return MustKey<double>(key); }
+  bool GetBool(const Key& key) const { return MustKey<bool>(key); }
+  std::string GetString(std::string_view path) const {
+    return GrowRead(path, [&](char* b, size_t c, size_t* l) { return GetString(path, b, c, l); });
+  }
+  std::string GetJson(std::string_view path) const {
+    return GrowRead(path, [&](char* b, size_t c, size_t* l) { return GetJson(path, b, c, l); });
+  }
+
+  // A private copy of the current version (allocates once; then reads are
+  // plain memory). Throws confcast::Error (CONFCAST_ERR_EMPTY if nothing yet).
+  Snapshot Pin() const {
+    Snapshot s;
+    if (int rc = TryPin(&s); rc != CONFCAST_OK) throw Error(rc, "pin");
+    return s;
+  }
+  int TryPin(Snapshot* out) const noexcept {
+    try {
+      auto words = std::make_shared<std::vector<uint64_t>>();
+      for (uint32_t attempt = 0; attempt < kMaxAttempts; ++attempt) {
+        const uint64_t active = detail::LoadAcquire(&Header()->active_slot);
+        if (active >= layout::kSlotCount) return CONFCAST_ERR_CORRUPT;
+        const layout::SlotHeader* slot = Slot(active);
+        const uint64_t s1 = detail::LoadAcquire(&slot->seq);
+        if (s1 & 1) { detail::CpuRelax(); continue; }
+        const uint64_t ver = LoadData(&slot->version);
+        const uint64_t size = LoadData(&slot->data_size);
+        const int64_t published = static_cast<int64_t>(LoadData(&slot->published_unix_ns));
+        uint8_t sha[32];
+        snapshot::SharedMemory::CopyOut(slot->sha256, reinterpret_cast<char*>(sha), 32);
+        const uint64_t n = (size <= capacity_ ? size : 0) / 8 * 8;
+        words->resize(n / 8);
+        if (n) snapshot::SharedMemory::CopyOut(SlotData(active), reinterpret_cast<char*>(words->data()), n);
+        detail::ReadFence();
+        if (detail::LoadRelaxed(&slot->seq) != s1) continue;
+        if (ver == 0) return CONFCAST_ERR_EMPTY;
+        if (size > capacity_ || size % 8 != 0) return CONFCAST_ERR_CORRUPT;
+        snapshot::View<snapshot::PrivateMemory> view(reinterpret_cast<const uint8_t*>(words->data()), n);
+        if (!view.LoadHeader()) return CONFCAST_ERR_CORRUPT;
+        out->version_ = ver;
+        out->published_unix_ns_ = published;
+        std::memcpy(out->sha256_, sha, 32);
+        out->words_ = std::move(words);
+        return CONFCAST_OK;
+      }
+      return CONFCAST_ERR_CORRUPT;
+    } catch (...) {
+      return CONFCAST_ERR_SYSTEM;
+    }
+  }
+
+  // Blocks in the kernel until version() > after_version (at once if it
+  // already is). timeout_ms < 0 waits forever.
+  int Wait(uint64_t after_version, int timeout_ms, uint64_t* version = nullptr) const noexcept {
+    timespec deadline{};
+    if (timeout_ms >= 0) {
+      clock_gettime(CLOCK_MONOTONIC, &deadline);
+      deadline.tv_sec += timeout_ms / 1000;
+      deadline.tv_nsec += (timeout_ms % 1000) * 1000000L;
+      if (deadline.tv_nsec >= 1000000000L) { deadline.tv_sec++; deadline.tv_nsec -= 1000000000L; }
+    }
+    const layout::SegmentHeader* h = Header();
+    for (;;) {
+      const uint32_t seen = detail::LoadAcquire(&h->change_futex);
+      const uint64_t v = version();
+      if (v > after_version) {
+        if (version) *version = v;
+        return CONFCAST_OK;
+      }
+      if (detail::LoadAcquire(&h->retired) != 0) return CONFCAST_ERR_INCOMPATIBLE;
+      timespec rel{}, *relp = nullptr;
+      if (timeout_ms >= 0) {
+        timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        int64_t left = (int64_t{deadline.tv_sec} - now.tv_sec) * 1000000000 + (deadline.tv_nsec - now.tv_nsec);
+        if (left <= 0) {
+          if (version) *version = v;
+          return CONFCAST_ERR_TIMEOUT;
+        }
+        rel.tv_sec = left / 1000000000;
+        rel.tv_nsec = left % 1000000000;
+        relp = &rel;
+      }
+      // Not FUTEX_PRIVATE_FLAG: the word is shared between processes. FUTEX_WAIT
+      // only needs read access, so the read-only mapping is enough.
+      if (syscall(SYS_futex, &h->change_futex, FUTEX_WAIT, seen, relp, nullptr, 0) != 0 &&
+          errno != EAGAIN && errno != EINTR && errno != ETIMEDOUT) {
+        return CONFCAST_ERR_SYSTEM;
+      }
+    }
+  }
+
+  // The publisher's status as stored in the segment.
+  int Info(confcast_info* out) const noexcept {
+    const layout::SegmentHeader* h = Header();
+    std::memset(out, 0, sizeof(*out));
+    out->heartbeat_unix_ns = detail::LoadAcquire(&h->heartbeat_unix_ns);
+    out->publisher_pid = detail::LoadAcquire(&h->publisher_pid);
+    layout::Stats stats;
+    bool stats_ok = false;
+    for (uint32_t attempt = 0; attempt < kMaxAttempts && !stats_ok; ++attempt) {
+      const uint64_t s1 = detail::LoadAcquire(&h->stats_seq);
+      const layout::Stats* copy = &h->stats[s1 & 1];
+      snapshot::SharedMemory::CopyOut(reinterpret_cast<const uint8_t*>(copy), reinterpret_cast<char*>(&stats),
+                                      sizeof(stats));
+      detail::ReadFence();
+      stats_ok = detail::LoadRelaxed(&h->stats_seq) == s1;
+    }
+    if (!stats_ok) return CONFCAST_ERR_CORRUPT;
+    out->reload_total = stats.reload_total;
+    out->reload_errors_total = stats.reload_errors_total;
+    const uint32_t elen = stats.last_error_len < layout::kLastErrorBytes ? stats.last_error_len
+                                                                          : layout::kLastErrorBytes - 1;
+    std::memcpy(out->last_error, stats.last_error, elen);
+    out->last_error[elen] = '\0';
+    for (uint32_t attempt = 0; attempt < kMaxAttempts; ++attempt) {
+      const uint64_t active = detail::LoadAcquire(&h->active_slot);
+      if (active >= layout::kSlotCount) return CONFCAST_ERR_CORRUPT;
+      const layout::SlotHeader* slot = Slot(active);
+      const uint64_t s1 = detail::LoadAcquire(&slot->seq);
+      if (s1 & 1) { detail::CpuRelax(); continue; }
+      const uint64_t ver = LoadData(&slot->version);
+      const int64_t published = static_cast<int64_t>(LoadData(&slot->published_unix_ns));
+      uint8_t sha[32];
+      snapshot::SharedMemory::CopyOut(slot->sha256, reinterpret_cast<char*>(sha), 32);
+      detail::ReadFence();
+      if (detail::LoadRelaxed(&slot->seq) != s1) continue;
+      out->version = ver;
+      out->published_unix_ns = ver ? published : 0;
+      if (ver) {
+        static const char* kHex = "0123456789abcdef";
+        for (int i = 0; i < 32; ++i) {
+          out->sha256_hex[2 * i] = kHex[sha[i] >> 4];
+          out->sha256_hex[2 * i + 1] = kHex[sha[i] & 15];
+        }
+        out->sha256_hex[64] = '\0';
+      }
+      return CONFCAST_OK;
+    }
+    return CONFCAST_ERR_CORRUPT;
+  }
+
+  // Per-reason rejection counters from the segment (index: layout::Reason).
+  int ErrorsByReason(uint64_t out[layout::kReasonCount]) const noexcept {
+    const layout::SegmentHeader* h = Header();
+    for (uint32_t attempt = 0; attempt < kMaxAttempts; ++attempt) {
+      const uint64_t s1 = detail::LoadAcquire(&h->stats_seq);
+      const layout::Stats* copy = &h->stats[s1 & 1];
+      for (uint32_t i = 0; i < layout::kReasonCount; ++i) out[i] = LoadData(&copy->errors_by_reason[i]);
+      detail::ReadFence();
+      if (detail::LoadRelaxed(&h->stats_seq) == s1) return CONFCAST_OK;
+    }
+    return CONFCAST_ERR_CORRUPT;
+  }
+
+  uint64_t slot_capacity() const noexcept { return capacity_; }
+
+ private:
+  using Read = detail::TypedRead<snapshot::SharedMemory>;
+  using View = snapshot::View<snapshot::SharedMemory>;
+  // A correct writer makes a reader retry only when two publishes overlap one
+  // read; this bound is only reached by a corrupt or hostile segment.
+  static constexpr uint32_t kMaxAttempts = 1u << 20;
+
+  Subscriber() = default;
+  friend struct SubscriberAccess;
+
+  static int ErrnoStatus(int err) {
+    switch (err) {
+      case ENOENT: return CONFCAST_ERR_NO_SEGMENT;
+      case EACCES: case EPERM: return CONFCAST_ERR_PERMISSION;
+      case ENAMETOOLONG: case EINVAL: return CONFCAST_ERR_INVALID;
+      default: return CONFCAST_ERR_SYSTEM;
+    }
+  }
+
+  static int MapVerified(int fd, Subscriber* out) {
+    struct stat st;
+    if (fstat(fd, &st) != 0) return CONFCAST_ERR_SYSTEM;
+    if (!S_ISREG(st.st_mode)) return CONFCAST_ERR_CORRUPT;
+    if (st.st_size == 0) return CONFCAST_ERR_NO_SEGMENT;  // created, not yet sized: publisher starting
+    if (static_cast<uint64_t>(st.st_size) < layout::kHeaderSize) return CONFCAST_ERR_CORRUPT;
+    void* head = mmap(nullptr, layout::kHeaderSize, PROT_READ, MAP_SHARED, fd, 0);
+    if (head == MAP_FAILED) return CONFCAST_ERR_SYSTEM;
+    const auto* h = static_cast<const layout::SegmentHeader*>(head);
+    const uint64_t magic = detail::LoadAcquire(&h->magic);
+    int rc = CONFCAST_OK;
+    uint64_t size = 0, capacity = 0, stride = 0;
+    if (magic == 0) {
+      rc = CONFCAST_ERR_NO_SEGMENT;  // the publisher has not finished creating it
+    } else if (magic != layout::kMagic) {
+      rc = CONFCAST_ERR_CORRUPT;
+    } else if (h->layout_version != layout::kLayoutVersion || h->layout_signature != layout::Signature()) {
+      rc = CONFCAST_ERR_INCOMPATIBLE;
+    } else {
+      size = h->segment_size;
+      capacity = h->slot_capacity;
+      stride = h->slot_stride;
+      if (h->slot_count != layout::kSlotCount || h->slot_header_size != sizeof(layout::SlotHeader) ||
+          capacity == 0 || capacity > layout::kMaxSlotCapacity || capacity % 8 != 0 ||
+          stride != layout::SlotStride(capacity) || size != layout::SegmentSize(capacity) ||
+          size > static_cast<uint64_t>(st.st_size)) {
+        rc = CONFCAST_ERR_CORRUPT;
+      }
+    }
+    munmap(head, layout::kHeaderSize);
+    if (rc != CONFCAST_OK) return rc;
+    void* base = mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
+    if (base == MAP_FAILED) return CONFCAST_ERR_SYSTEM;
+    out->Unmap();
+    out->base_ = static_cast<const uint8_t*>(base);
+    out->size_ = size;
+    out->capacity_ = capacity;
+    out->stride_ = stride;
+    return CONFCAST_OK;
+  }
+
+  void Unmap() noexcept {
+    if (base_) munmap(const_cast<uint8_t*>(base_), size_);
+    base_ = nullptr;
+    size_ = 0;
+  }
+
+  const layout::SegmentHeader* Header() const noexcept {
+    return reinterpret_cast<const layout::SegmentHeader*>(base_);
+  }
+  const layout::SlotHeader* Slot(uint64_t i) const noexcept {
+    return reinterpret_cast<const layout::SlotHeader*>(base_ + layout::kHeaderSize + i * stride_);
+  }
+  const uint8_t* SlotData(uint64_t i) const noexcept {
+    return base_ + layout::kHeaderSize + i * stride_ + sizeof(layout::SlotHeader);
+  }
+  template <class T>
+  static T LoadData(const T* p) noexcept {
+    return static_cast<T>(__atomic_load_n(p, detail::kDataLoadOrder));
+  }
+
+  // One seqlock read of the active slot. fn(View&) runs on bytes that may be
+  // changing; its result only counts once the sequence re-check passes.
+  template <class Fn>
+  int ReadConsistent(uint64_t* version, Fn&& fn) const noexcept {
+    for (uint32_t attempt = 0; attempt < kMaxAttempts; ++attempt) {
+      const uint64_t active = detail::LoadAcquire(&Header()->active_slot);
+      if (active >= layout::kSlotCount) return CONFCAST_ERR_CORRUPT;
+      const layout::SlotHeader* slot = Slot(active);
+      const uint64_t s1 = detail::LoadAcquire(&slot->seq);
+      if (s1 & 1) { detail::CpuRelax(); continue; }
+      const uint64_t ver = LoadData(&slot->version);
+      View view(SlotData(active), capacity_);
+      const int rc = ver == 0 ? CONFCAST_ERR_EMPTY : fn(view);
+      detail::ReadFence();
+      if (detail::LoadRelaxed(&slot->seq) != s1) continue;
+      if (version) *version = ver;
+      return rc;
+    }
+    return CONFCAST_ERR_CORRUPT;
+  }
+
+  template <class Fn>
+  int ReadTyped(std::string_view path, uint64_t* version, Fn&& convert) const noexcept {
+    snapshot::Found f;
+    const int rc = ReadConsistent(version, [&](View& v) { return Read::Find(v, path, &f); });
+    return rc == CONFCAST_OK ? convert(f.type, f.value) : rc;
+  }
+
+  // The hot path: with a warm cache, the entry's place is known for this
+  // version and the read is: active, seq, version, type+value, seq.
+  template <class Fn>
+  int ReadKey(const Key& key, uint64_t* version, Fn&& convert) const noexcept {
+    for (uint32_t attempt = 0; attempt < kMaxAttempts; ++attempt) {
+      const uint64_t active = detail::LoadAcquire(&Header()->active_slot);
+      if (active >= layout::kSlotCount) return CONFCAST_ERR_CORRUPT;
+      const layout::SlotHeader* slot = Slot(active);
+      const uint64_t s1 = detail::LoadAcquire(&slot->seq);
+      if (s1 & 1) { detail::CpuRelax(); continue; }
+      const uint64_t ver = LoadData(&slot->version);
+      const uint64_t cache = key.cache_.load(std::memory_order_relaxed);
+      const uint64_t tag = ver & ((uint64_t{1} << Key::kVersionBits) - 1);
+      uint32_t entry_off = static_cast<uint32_t>((cache & 0xFFFFFF) << 3);
+      View view(SlotData(active), capacity_);
+      const bool warm = (cache >> 24) == tag && uint64_t{entry_off} + sizeof(snapshot::Entry) <= capacity_ &&
+                        view.Word(entry_off) == key.hash_;
+      int rc = CONFCAST_OK;
+      snapshot::Found f;
+      if (ver == 0) {
+        rc = CONFCAST_ERR_EMPTY;
+      } else if (warm) {
+        const uint64_t tw = view.Word(entry_off + 16);
+        f.type = static_cast<snapshot::Type>(static_cast<uint32_t>(tw));
+        f.value = view.Word(entry_off + 32);
+      } else {
+        rc = Read::Find(view, key.path_, &f);
+        entry_off = f.entry_off;
+      }
+      detail::ReadFence();
+      if (detail::LoadRelaxed(&slot->seq) != s1) continue;
+      if (version) *version = ver;
+      if (rc != CONFCAST_OK) return rc;
+      if (!warm) {
+        key.cache_.store(Key::Pack(tag, entry_off), std::memory_order_relaxed);
+      }
+      return convert(f.type, f.value);
+    }
+    return CONFCAST_ERR_CORRUPT;
+  }
+
+  template <class T>
+  T Must(std::string_view path) const {
+    T v{};
+    if (int rc = Get(path, &v); rc != CONFCAST_OK) throw Error(rc, std::string(path));
+    return v;
+  }
+  template <class T>
+  T MustKey(const Key& key) const {
+    T v{};
+    if (int rc = Get(key, &v); rc != CONFCAST_OK) throw Error(rc, key.path());
+    return v;
+  }
+  template <class Fn>
+  static std::string GrowRead(std::string_view path, Fn&& read) {
+    std::string s(64, '\0');
+    for (;;) {
+      size_t len = 0;
+      const int rc = read(s.data(), s.size(), &len);
+      if (rc == CONFCAST_OK) {
+        s.resize(len);
+        return s;
+      }
+      if (rc != CONFCAST_ERR_TRUNCATED) throw Error(rc, std::string(path));
+      s.assign(len + 1, '\0');
+    }
+  }
+
+  const uint8_t* base_ = nullptr;
+  uint64_t size_ = 0;
+  uint64_t capacity_ = 0;
+  uint64_t stride_ = 0;
+};
+
+}  // namespace confcast
+
+#endif  // CONFCAST_SUBSCRIBER_HPP_
