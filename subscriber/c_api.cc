@@ -15,7 +15,7 @@ struct confcast_subscriber {
 
 namespace confcast {
 struct SubscriberAccess {
-  static confcast_subscriber* New() noexcept { return new (std::nothrow) confcast_subscriber{Subscriber()}; }
+  static confcast_subscriber* New() noexcept { return new (std::nothrow) confcast_subscriber{Subscriber(Subscriber::Unopened{})}; }
 };
 }  // namespace confcast
 

@@ -90,7 +90,7 @@ struct Stats {
   uint32_t last_error_len;                 // bytes used in last_error, <= kLastErrorBytes - 1
   uint32_t reserved0;                      // zero
   char last_error[kLastErrorBytes];        // "PATH:LINE:COL: reason: message", NUL-padded
-  uint64_t reserved[6];                    // zero; room to grow without a layout bump of the header
+  uint64_t reserved[7];                    // zero; room to grow
 };
 static_assert(sizeof(Stats) == 384, "Stats is part of the shared layout");
 static_assert(sizeof(Stats) % 8 == 0, "Stats is copied as 64-bit words");

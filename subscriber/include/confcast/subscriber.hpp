@@ -452,7 +452,7 @@ class Subscriber {
 
   // Blocks in the kernel until version() > after_version (at once if it
   // already is). timeout_ms < 0 waits forever.
-  int Wait(uint64_t after_version, int timeout_ms, uint64_t* version = nullptr) const noexcept {
+  int Wait(uint64_t after_version, int timeout_ms, uint64_t* seen_version = nullptr) const noexcept {
     timespec deadline{};
     if (timeout_ms >= 0) {
       clock_gettime(CLOCK_MONOTONIC, &deadline);
@@ -465,7 +465,7 @@ class Subscriber {
       const uint32_t seen = detail::LoadAcquire(&h->change_futex);
       const uint64_t v = version();
       if (v > after_version) {
-        if (version) *version = v;
+        if (seen_version) *seen_version = v;
         return CONFCAST_OK;
       }
       if (detail::LoadAcquire(&h->retired) != 0) return CONFCAST_ERR_INCOMPATIBLE;
@@ -475,7 +475,7 @@ class Subscriber {
         clock_gettime(CLOCK_MONOTONIC, &now);
         int64_t left = (int64_t{deadline.tv_sec} - now.tv_sec) * 1000000000 + (deadline.tv_nsec - now.tv_nsec);
         if (left <= 0) {
-          if (version) *version = v;
+          if (seen_version) *seen_version = v;
           return CONFCAST_ERR_TIMEOUT;
         }
         rel.tv_sec = left / 1000000000;
@@ -563,7 +563,8 @@ class Subscriber {
   // read; this bound is only reached by a corrupt or hostile segment.
   static constexpr uint32_t kMaxAttempts = 1u << 20;
 
-  Subscriber() = default;
+  struct Unopened {};
+  explicit Subscriber(Unopened) noexcept {}
   friend struct SubscriberAccess;
 
   static int ErrnoStatus(int err) {

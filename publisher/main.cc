@@ -1,0 +1,287 @@
+// confcast-publisher: watches one YAML config file and publishes each good
+// version into a shared-memory segment (CONTRACT section 2).
+//
+// One thread runs everything that touches the segment: an epoll loop over a
+// signalfd (SIGHUP reload, SIGTERM/SIGINT stop), the inotify fd, a debounce
+// timer, the one-second heartbeat and the poll timer. The metrics exposer
+// answers scrapes on its own thread from thread-safe counters.
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "config_file.hpp"
+#include "file_watcher.hpp"
+#include "log.hpp"
+#include "metrics.hpp"
+#include "reloader.hpp"
+#include "schema.hpp"
+#include "segment_writer.hpp"
+
+namespace cp = confcast::publisher;
+
+namespace {
+
+struct Flags {
+  std::string config;
+  std::string segment;
+  std::string schema;
+  int64_t debounce_ms = 200;
+  std::string metrics_address = "0.0.0.0:9464";
+  std::string metrics_prefix = "holmesgpt";
+  uint64_t capacity = 1 << 20;
+  uint64_t max_config_bytes = 1 << 20;
+  std::string segment_mode = "0640";
+  int64_t poll_seconds = 10;
+  bool strict = false;
+  bool no_watch = false;
+  std::string log_level = "info";
+  std::string log_format = "text";
+  bool check = false;
+};
+
+std::string EnvOr(const char* name, const char* fallback) {
+  const char* v = std::getenv(name);
+  return (v && *v) ? v : fallback;
+}
+
+bool EnvIsFalse(const char* name) {
+  std::string v = EnvOr(name, "");
+  for (char& c : v) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return v == "false" || v == "0" || v == "no" || v == "off";
+}
+
+void ArmTimer(int fd, int64_t ms, bool periodic) {
+  itimerspec spec{};
+  spec.it_value.tv_sec = ms / 1000;
+  spec.it_value.tv_nsec = (ms % 1000) * 1000000L;
+  if (ms == 0) spec.it_value.tv_nsec = 1;  // 0 would disarm: fire "now" instead
+  if (periodic) spec.it_interval = spec.it_value;
+  timerfd_settime(fd, 0, &spec, nullptr);
+}
+
+void DrainFd(int fd) {
+  uint64_t buf[16];
+  while (read(fd, buf, sizeof(buf)) > 0) {
+  }
+}
+
+int RunCheck(const Flags& flags, const cp::Schema& schema) {
+  auto read = cp::ReadConfigFile(flags.config, flags.max_config_bytes);
+  if (auto* err = std::get_if<cp::ConfigError>(&read)) {
+    std::cout << err->ToString() << "\n";
+    return 1;
+  }
+  auto parsed = cp::ParseAndValidate(std::get<cp::FileBytes>(read).bytes, flags.config, schema, flags.strict);
+  if (auto* err = std::get_if<cp::ConfigError>(&parsed)) {
+    std::cout << err->ToString() << "\n";
+    return 1;
+  }
+  for (const std::string& w : std::get<cp::ValidatedConfig>(parsed).warnings) std::cout << "warning: " << w << "\n";
+  std::cout << flags.config << ": valid (sha256 " << std::get<cp::FileBytes>(read).sha256_hex << ")\n";
+  return 0;
+}
+
+int Run(const Flags& flags) {
+  spdlog::level::level_enum level;
+  if (!cp::ParseLogLevel(flags.log_level, &level)) {
+    std::cerr << "confcast-publisher: unknown --log-level '" << flags.log_level << "'\n";
+    return 2;
+  }
+  cp::InitLogging(flags.log_format == "json" ? cp::LogFormat::kJson : cp::LogFormat::kText, level);
+
+  std::optional<cp::Schema> schema;
+  if (flags.schema.empty()) {
+    schema = cp::Schema::HolmesGpt();
+  } else {
+    auto loaded = cp::Schema::FromFile(flags.schema);
+    if (auto* err = std::get_if<cp::ConfigError>(&loaded)) {
+      cp::LogEvent(spdlog::level::critical, "invalid --schema: " + err->ToString());
+      if (flags.check) std::cout << err->ToString() << "\n";
+      return 1;
+    }
+    schema = std::move(std::get<cp::Schema>(loaded));
+  }
+  if (flags.check) return RunCheck(flags, *schema);
+
+  char* end = nullptr;
+  const long mode = std::strtol(flags.segment_mode.c_str(), &end, 8);
+  if (flags.segment_mode.empty() || *end != '\0' || mode < 0 || mode > 07777) {
+    cp::LogEvent(spdlog::level::critical, "--segment-mode must be an octal mode such as 0640");
+    return 2;
+  }
+
+  // Signals become events on the loop; block them before any thread starts.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGHUP);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  auto opened = cp::SegmentWriter::Open({flags.segment, flags.capacity, static_cast<mode_t>(mode)});
+  if (auto* failure = std::get_if<cp::SegmentWriter::Failure>(&opened)) {
+    cp::LogEvent(spdlog::level::critical, failure->message);
+    return 1;
+  }
+  std::unique_ptr<cp::SegmentWriter> segment = std::move(std::get<0>(opened));
+
+  auto started = cp::Metrics::Start(flags.metrics_address, flags.metrics_prefix);
+  if (auto* msg = std::get_if<std::string>(&started)) {
+    cp::LogEvent(spdlog::level::critical, *msg);
+    return 1;
+  }
+  std::unique_ptr<cp::Metrics> metrics = std::move(std::get<0>(started));
+
+  cp::LogEvent(spdlog::level::info, "confcast-publisher starting",
+               {{"config", flags.config},
+                {"segment", segment->location()},
+                {"adopted", segment->adopted()},
+                {"version", segment->version()},
+                {"watch", !flags.no_watch},
+                {"debounce_ms", flags.debounce_ms},
+                {"poll_seconds", flags.no_watch ? 0 : flags.poll_seconds},
+                {"metrics", flags.metrics_address == "none" ? std::string("none")
+                                                             : flags.metrics_address + " (port " +
+                                                                   std::to_string(metrics->port()) + ")"}});
+
+  cp::Reloader reloader({flags.config, flags.max_config_bytes, flags.strict}, std::move(*schema), *segment, *metrics);
+  const cp::ReloadOutcome first = reloader.Reload(cp::Trigger::kStartup);
+  if (first.version == 0) {
+    cp::LogEvent(spdlog::level::critical,
+                 "no valid config to start with and nothing published before: " +
+                     (first.error ? first.error->ToString() : std::string("unknown error")));
+    return 1;
+  }
+
+  std::unique_ptr<cp::FileWatcher> watcher;
+  if (!flags.no_watch) {
+    try {
+      watcher = std::make_unique<cp::FileWatcher>(flags.config);
+    } catch (const std::exception& e) {
+      cp::LogEvent(spdlog::level::critical, std::string("cannot watch the config: ") + e.what());
+      return 1;
+    }
+  }
+
+  const int epfd = epoll_create1(EPOLL_CLOEXEC);
+  const int sigfd = signalfd(-1, &signals, SFD_NONBLOCK | SFD_CLOEXEC);
+  const int debounce_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+  const int heartbeat_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+  const int poll_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+  if (epfd < 0 || sigfd < 0 || debounce_fd < 0 || heartbeat_fd < 0 || poll_fd < 0) {
+    cp::LogEvent(spdlog::level::critical, std::string("cannot set up the event loop: ") + std::strerror(errno));
+    return 1;
+  }
+  auto add = [epfd](int fd) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = fd;
+    epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
+  };
+  add(sigfd);
+  add(debounce_fd);
+  add(heartbeat_fd);
+  ArmTimer(heartbeat_fd, 1000, true);
+  if (watcher) add(watcher->fd());
+  if (!flags.no_watch && flags.poll_seconds > 0) {
+    add(poll_fd);
+    ArmTimer(poll_fd, flags.poll_seconds * 1000, true);
+  }
+
+  for (;;) {
+    epoll_event events[8];
+    const int n = epoll_wait(epfd, events, 8, -1);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      cp::LogEvent(spdlog::level::critical, std::string("epoll_wait: ") + std::strerror(errno));
+      return 1;
+    }
+    for (int i = 0; i < n; ++i) {
+      const int fd = events[i].data.fd;
+      if (fd == sigfd) {
+        signalfd_siginfo info;
+        while (read(sigfd, &info, sizeof(info)) == sizeof(info)) {
+          if (info.ssi_signo == SIGHUP) {
+            cp::LogEvent(spdlog::level::info, "SIGHUP: reloading now");
+            reloader.Reload(cp::Trigger::kSignal);
+          } else {
+            cp::LogEvent(spdlog::level::info, "stopping; the segment stays for the workers",
+                         {{"signal", strsignal(static_cast<int>(info.ssi_signo))},
+                          {"version", segment->version()}});
+            return 0;
+          }
+        }
+      } else if (watcher && fd == watcher->fd()) {
+        if (watcher->HandleEvents()) ArmTimer(debounce_fd, flags.debounce_ms, false);  // trailing edge
+      } else if (fd == debounce_fd) {
+        DrainFd(debounce_fd);
+        reloader.Reload(cp::Trigger::kFileEvent);
+      } else if (fd == heartbeat_fd) {
+        DrainFd(heartbeat_fd);
+        segment->Heartbeat(cp::RealtimeNs());
+      } else if (fd == poll_fd) {
+        DrainFd(poll_fd);
+        reloader.Reload(cp::Trigger::kPoll);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Flags flags;
+  flags.config = EnvOr("CONFIG_FILE", "/etc/holmesgpt/config.yaml");
+  flags.segment = EnvOr("CONFCAST_SEGMENT", "holmesgpt-config");
+  flags.no_watch = EnvIsFalse("HOT_RELOAD_ENABLED");
+
+  CLI::App app{"confcast-publisher: watch a YAML config and broadcast each good version through shared memory"};
+  app.add_option("--config", flags.config, "the YAML file to watch ($CONFIG_FILE)")->capture_default_str();
+  app.add_option("--segment", flags.segment,
+                 "segment: a name (POSIX shm, /dev/shm/NAME) or an absolute path in a tmpfs ($CONFCAST_SEGMENT)")
+      ->capture_default_str();
+  app.add_option("--schema", flags.schema, "a YAML schema file (default: the built-in HolmesGPT schema)");
+  app.add_option("--debounce-ms", flags.debounce_ms, "quiet time after the last file event before a reload")
+      ->capture_default_str()->check(CLI::Range(int64_t{0}, int64_t{3600000}));
+  app.add_option("--metrics-address", flags.metrics_address, "HOST:PORT for /metrics, or none")->capture_default_str();
+  app.add_option("--metrics-prefix", flags.metrics_prefix, "prefix of the reload metrics")->capture_default_str();
+  app.add_option("--capacity", flags.capacity, "the largest snapshot the segment holds, in bytes")
+      ->capture_default_str()->check(CLI::Range(uint64_t{64}, confcast::layout::kMaxSlotCapacity));
+  app.add_option("--max-config-bytes", flags.max_config_bytes, "a larger config file is rejected unread")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--segment-mode", flags.segment_mode, "permissions of the segment (octal)")->capture_default_str();
+  app.add_option("--poll-seconds", flags.poll_seconds, "re-hash the file this often as a safety net; 0 = off")
+      ->capture_default_str()->check(CLI::Range(int64_t{0}, int64_t{86400}));
+  app.add_flag("--strict", flags.strict, "reject keys that the schema does not know");
+  app.add_flag("--no-watch", flags.no_watch, "publish once and only reload on SIGHUP (HOT_RELOAD_ENABLED=false)");
+  app.add_option("--log-level", flags.log_level, "trace, debug, info, warning, error, critical")->capture_default_str();
+  app.add_option("--log-format", flags.log_format, "text or json")
+      ->capture_default_str()->check(CLI::IsMember({"text", "json"}));
+  app.add_flag("--check", flags.check, "validate the file, print what is wrong, exit 0 if valid else 1");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);
+    return rc == 0 ? 0 : 2;
+  }
+  try {
+    return Run(flags);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "confcast-publisher: fatal: %s\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,170 @@
+#include "reloader.hpp"
+
+#include <time.h>
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+
+#include "config_file.hpp"
+#include "log.hpp"
+#include "snapshot_builder.hpp"
+
+namespace confcast::publisher {
+namespace {
+
+double MonotonicSeconds() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<double>(ts.tv_sec) + ts.tv_nsec * 1e-9;
+}
+
+// Leaves of a config by dotted path, as compact JSON, for the change log.
+void Flatten(const nlohmann::json& node, const std::string& path, std::map<std::string, std::string>* out) {
+  if (node.is_object() && !node.empty()) {
+    for (auto it = node.begin(); it != node.end(); ++it) {
+      Flatten(it.value(), path.empty() ? it.key() : path + "." + it.key(), out);
+    }
+  } else if (node.is_array() && !node.empty()) {
+    for (size_t i = 0; i < node.size(); ++i) Flatten(node[i], path + "." + std::to_string(i), out);
+  } else {
+    (*out)[path] = node.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  }
+}
+
+std::string Clip(const std::string& s) { return s.size() <= 120 ? s : s.substr(0, 117) + "..."; }
+
+}  // namespace
+
+const char* TriggerName(Trigger trigger) {
+  switch (trigger) {
+    case Trigger::kStartup: return "startup";
+    case Trigger::kFileEvent: return "file event";
+    case Trigger::kPoll: return "poll";
+    case Trigger::kSignal: return "SIGHUP";
+  }
+  return "?";
+}
+
+Reloader::Reloader(Options options, Schema schema, SegmentWriter& segment, Metrics& metrics)
+    : options_(std::move(options)), schema_(std::move(schema)), segment_(segment), metrics_(metrics) {}
+
+ReloadOutcome Reloader::Reload(Trigger trigger) {
+  const double started = MonotonicSeconds();
+  auto read = ReadConfigFile(options_.config_path, options_.max_config_bytes);
+  if (auto* err = std::get_if<ConfigError>(&read)) {
+    // No content to hash: an unreadable file is "the same bad content" as long
+    // as it fails the same way.
+    return Reject(*err, Sha256(std::string(ReasonName(err->reason)) + "\n" + err->ToString()), started);
+  }
+  const FileBytes& file = std::get<FileBytes>(read);
+  if (published_sha256_ && *published_sha256_ == file.sha256) {
+    rejected_key_.reset();  // back to the good content: a later bad one counts again
+    spdlog::debug("{}: unchanged (sha256 {})", TriggerName(trigger), file.sha256_hex.substr(0, 12));
+    return {ReloadOutcome::Kind::kUnchanged, segment_.version(), std::nullopt};
+  }
+  if (rejected_key_ && *rejected_key_ == file.sha256) {
+    return {ReloadOutcome::Kind::kRejectedAgain, segment_.version(), std::nullopt};
+  }
+
+  auto parsed = ParseAndValidate(file.bytes, options_.config_path, schema_, options_.strict);
+  if (auto* err = std::get_if<ConfigError>(&parsed)) return Reject(*err, file.sha256, started);
+  ValidatedConfig& valid = std::get<ValidatedConfig>(parsed);
+
+  auto built = snapshot::BuildSnapshot(valid.config);
+  if (auto* msg = std::get_if<std::string>(&built)) {
+    return Reject(ConfigError{Reason::kValidate, options_.config_path, 0, 0, "", *msg}, file.sha256, started);
+  }
+  const snapshot::BuiltSnapshot& snap = std::get<snapshot::BuiltSnapshot>(built);
+  if (snap.size_bytes() > segment_.capacity()) {
+    return Reject(ConfigError{Reason::kTooLarge, options_.config_path, 0, 0, "",
+                              "the validated config needs " + std::to_string(snap.size_bytes()) +
+                                  " bytes of snapshot, more than the segment's --capacity of " +
+                                  std::to_string(segment_.capacity())},
+                  file.sha256, started);
+  }
+  for (const std::string& warning : valid.warnings) {
+    LogEvent(spdlog::level::warn, warning, {{"file", options_.config_path}});
+  }
+
+  rejected_key_.reset();
+  if (trigger == Trigger::kStartup && segment_.ActiveEquals(snap.words.data(), snap.words.size(), file.sha256)) {
+    published_sha256_ = file.sha256;
+    published_config_ = std::move(valid.config);
+    const uint64_t version = segment_.version();
+    metrics_.SetVersion(version);
+    LogEvent(spdlog::level::info, "segment already holds this config; continuing",
+             {{"version", version}, {"sha256", file.sha256_hex}, {"segment", segment_.location()}});
+    return {ReloadOutcome::Kind::kAdopted, version, std::nullopt};
+  }
+
+  const int64_t now_ns = RealtimeNs();
+  const uint64_t version = segment_.Publish(snap.words.data(), snap.words.size(), file.sha256, now_ns);
+  const double duration = MonotonicSeconds() - started;
+  layout::Stats& stats = segment_.stats();
+  stats.reload_total++;
+  stats.last_reload_unix_ns = now_ns;
+  segment_.WriteStats();
+  metrics_.OnPublish(version, static_cast<double>(now_ns) * 1e-9, duration);
+  published_sha256_ = file.sha256;
+  LogChanges(version, file.sha256_hex, trigger, valid.config);
+  published_config_ = std::move(valid.config);
+  return {ReloadOutcome::Kind::kPublished, version, std::nullopt};
+}
+
+ReloadOutcome Reloader::Reject(const ConfigError& error, const std::array<unsigned char, 32>& content_key,
+                               double started_seconds) {
+  if (rejected_key_ && *rejected_key_ == content_key) {
+    return {ReloadOutcome::Kind::kRejectedAgain, segment_.version(), error};
+  }
+  rejected_key_ = content_key;
+  const double duration = MonotonicSeconds() - started_seconds;
+  const std::string text = error.ToString();
+  layout::Stats& stats = segment_.stats();
+  stats.reload_errors_total++;
+  stats.errors_by_reason[static_cast<size_t>(error.reason)]++;
+  stats.last_error_unix_ns = RealtimeNs();
+  const size_t n = std::min<size_t>(text.size(), layout::kLastErrorBytes - 1);
+  std::memset(stats.last_error, 0, sizeof(stats.last_error));
+  std::memcpy(stats.last_error, text.data(), n);
+  stats.last_error_len = static_cast<uint32_t>(n);
+  segment_.WriteStats();
+  metrics_.OnReject(error.reason, duration);
+  const uint64_t live = segment_.version();
+  nlohmann::json fields = {{"reason", ReasonName(error.reason)}, {"file", error.file}, {"kept_version", live}};
+  if (error.line > 0) {
+    fields["line"] = error.line;
+    fields["column"] = error.column;
+  }
+  if (!error.path.empty()) fields["path"] = error.path;
+  LogEvent(spdlog::level::err, "rejected config: " + text + (live ? "; keeping the last good version" : ""), fields);
+  return {ReloadOutcome::Kind::kRejected, live, error};
+}
+
+void Reloader::LogChanges(uint64_t version, const std::string& sha256_hex, Trigger trigger,
+                          const nlohmann::json& next) {
+  std::map<std::string, std::string> before, after;
+  if (!published_config_.is_null()) Flatten(published_config_, "", &before);
+  Flatten(next, "", &after);
+  nlohmann::json changes = nlohmann::json::array();
+  auto b = before.begin();
+  auto a = after.begin();
+  while (b != before.end() || a != after.end()) {
+    if (a == after.end() || (b != before.end() && b->first < a->first)) {
+      changes.push_back(b->first + ": " + Clip(b->second) + " -> (removed)");
+      ++b;
+    } else if (b == before.end() || a->first < b->first) {
+      if (!published_config_.is_null()) changes.push_back(a->first + ": (absent) -> " + Clip(a->second));
+      ++a;
+    } else {
+      if (a->second != b->second) changes.push_back(a->first + ": " + Clip(b->second) + " -> " + Clip(a->second));
+      ++a;
+      ++b;
+    }
+  }
+  LogEvent(spdlog::level::info, "published config version " + std::to_string(version),
+           {{"version", version}, {"sha256", sha256_hex.substr(0, 12)}, {"trigger", TriggerName(trigger)},
+            {"segment", segment_.location()}, {"changes", changes}});
+}
+
+}  // namespace confcast::publisher

@@ -1,0 +1,70 @@
+// reloader.hpp - one reload: read the file, skip it if nothing changed,
+// parse and validate it, publish it, or reject it and keep the last good one.
+//
+// Everything that decides whether a version is published lives here; the
+// event loop (main.cc) only decides when to call Reload(). Counting follows
+// CONTRACT section 2: a rejected content is counted once, however often the
+// poll or an event brings it back; an unchanged hash publishes nothing.
+//
+// Threading: used from the publisher's loop thread only.
+#ifndef CONFCAST_PUBLISHER_RELOADER_HPP_
+#define CONFCAST_PUBLISHER_RELOADER_HPP_
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "config_error.hpp"
+#include "metrics.hpp"
+#include "schema.hpp"
+#include "segment_writer.hpp"
+
+namespace confcast::publisher {
+
+enum class Trigger { kStartup, kFileEvent, kPoll, kSignal };
+const char* TriggerName(Trigger trigger);
+
+struct ReloadOutcome {
+  enum class Kind {
+    kPublished,       // a new version is live
+    kAdopted,         // startup: the segment already held exactly this config
+    kUnchanged,       // same hash as the published version: nothing to do
+    kRejected,        // a new bad content: counted, logged, stored in the segment
+    kRejectedAgain,   // the same bad content as last time: not counted again
+  };
+  Kind kind;
+  uint64_t version = 0;               // the version live after this reload (0 = none)
+  std::optional<ConfigError> error;   // for the rejections
+};
+
+class Reloader {
+ public:
+  struct Options {
+    std::string config_path;
+    uint64_t max_config_bytes = 1 << 20;
+    bool strict = false;
+  };
+  Reloader(Options options, Schema schema, SegmentWriter& segment, Metrics& metrics);
+
+  ReloadOutcome Reload(Trigger trigger);
+
+ private:
+  ReloadOutcome Reject(const ConfigError& error, const std::array<unsigned char, 32>& content_key,
+                       double started_seconds);
+  void LogChanges(uint64_t version, const std::string& sha256_hex, Trigger trigger, const nlohmann::json& next);
+
+  Options options_;
+  Schema schema_;
+  SegmentWriter& segment_;
+  Metrics& metrics_;
+  std::optional<std::array<unsigned char, 32>> published_sha256_;  // of the live version, if we know it
+  std::optional<std::array<unsigned char, 32>> rejected_key_;      // what was last rejected
+  nlohmann::json published_config_;                               // for the change log
+};
+
+}  // namespace confcast::publisher
+
+#endif  // CONFCAST_PUBLISHER_RELOADER_HPP_

@@ -1,0 +1,180 @@
+// confcastctl: inspect a confcast segment from a shell (CONTRACT section 2).
+//
+//   confcastctl [--segment NAME] get PATH | dump [--json] | status [--max-age S]
+//                                | wait [--after V] [--timeout S]
+//
+// Exit codes: 0 ok, 1 failed check, 2 no segment, 3 no such path, 4 usage.
+// Read-only: it maps the segment like any worker and never writes to it.
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <iostream>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "confcast/subscriber.hpp"
+
+namespace {
+
+enum Exit { kOk = 0, kFailed = 1, kNoSegment = 2, kNoPath = 3, kUsage = 4 };
+
+int ExitFor(int status) {
+  switch (status) {
+    case CONFCAST_OK: return kOk;
+    case CONFCAST_ERR_NO_SEGMENT:
+    case CONFCAST_ERR_EMPTY: return kNoSegment;
+    case CONFCAST_ERR_NOT_FOUND: return kNoPath;
+    case CONFCAST_ERR_INVALID: return kUsage;
+    default: return kFailed;
+  }
+}
+
+int Fail(int status, const std::string& what) {
+  std::cerr << "confcastctl: " << what << ": " << confcast::StatusMessage(status) << "\n";
+  return ExitFor(status);
+}
+
+std::string FormatTime(int64_t unix_ns) {
+  if (unix_ns <= 0) return "never";
+  const time_t secs = static_cast<time_t>(unix_ns / 1000000000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[64];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
+  char out[96];
+  std::snprintf(out, sizeof(out), "%s.%03dZ", buf, static_cast<int>((unix_ns / 1000000) % 1000));
+  return out;
+}
+
+void PrintFlat(const nlohmann::json& node, const std::string& path) {
+  if (node.is_object() && !node.empty()) {
+    for (auto it = node.begin(); it != node.end(); ++it) PrintFlat(it.value(), path.empty() ? it.key() : path + "." + it.key());
+  } else if (node.is_array() && !node.empty()) {
+    for (size_t i = 0; i < node.size(); ++i) PrintFlat(node[i], path + "." + std::to_string(i));
+  } else {
+    std::cout << path << " = " << node.dump() << "\n";
+  }
+}
+
+int Get(const confcast::Subscriber& sub, const std::string& path) {
+  confcast::Snapshot snap;
+  if (int rc = sub.TryPin(&snap); rc != CONFCAST_OK) return Fail(rc, "get");
+  std::string_view text;
+  if (snap.Get(path, &text) == CONFCAST_OK) {
+    std::cout << text << "\n";
+    return kOk;
+  }
+  if (int rc = snap.GetJson(path, &text); rc != CONFCAST_OK) return Fail(rc, "get " + path);
+  std::cout << text << "\n";
+  return kOk;
+}
+
+int Dump(const confcast::Subscriber& sub, bool json) {
+  confcast::Snapshot snap;
+  if (int rc = sub.TryPin(&snap); rc != CONFCAST_OK) return Fail(rc, "dump");
+  const nlohmann::json config = nlohmann::json::parse(snap.Json());
+  if (json) {
+    nlohmann::ordered_json out;
+    out["version"] = snap.version();
+    out["sha256"] = snap.sha256_hex();
+    out["config"] = config;
+    std::cout << out.dump() << "\n";
+  } else {
+    std::cout << "# version " << snap.version() << ", sha256 " << snap.sha256_hex() << ", published "
+              << FormatTime(snap.published_unix_ns()) << "\n";
+    PrintFlat(config, "");
+  }
+  return kOk;
+}
+
+int Status(const confcast::Subscriber& sub, double max_age) {
+  confcast_info info;
+  if (int rc = sub.Info(&info); rc != CONFCAST_OK) return Fail(rc, "status");
+  uint64_t by_reason[confcast::layout::kReasonCount] = {};
+  sub.ErrorsByReason(by_reason);
+  const double age = info.heartbeat_unix_ns > 0
+                         ? static_cast<double>(confcast::detail::RealtimeNs() - info.heartbeat_unix_ns) / 1e9
+                         : INFINITY;
+  std::printf("version:          %llu\n", static_cast<unsigned long long>(info.version));
+  std::printf("sha256:           %s\n", info.sha256_hex[0] ? info.sha256_hex : "-");
+  std::printf("published:        %s\n", FormatTime(info.published_unix_ns).c_str());
+  std::printf("publisher pid:    %d\n", info.publisher_pid);
+  std::printf("heartbeat age:    %.3f s\n", age);
+  std::printf("reloads:          %llu\n", static_cast<unsigned long long>(info.reload_total));
+  std::printf("reload errors:    %llu (io %llu, too_large %llu, parse %llu, validate %llu)\n",
+              static_cast<unsigned long long>(info.reload_errors_total),
+              static_cast<unsigned long long>(by_reason[0]), static_cast<unsigned long long>(by_reason[1]),
+              static_cast<unsigned long long>(by_reason[2]), static_cast<unsigned long long>(by_reason[3]));
+  std::printf("last error:       %s\n", info.last_error[0] ? info.last_error : "-");
+  if (max_age >= 0 && !(age <= max_age)) {
+    std::fprintf(stderr, "confcastctl: publisher heartbeat is %.3f s old, older than --max-age %.3f\n", age, max_age);
+    return kFailed;
+  }
+  return kOk;
+}
+
+int Wait(const confcast::Subscriber& sub, std::optional<uint64_t> after, double timeout_s) {
+  const uint64_t from = after ? *after : sub.version();
+  const int timeout_ms = timeout_s < 0 ? -1 : static_cast<int>(std::min(timeout_s * 1000.0, 2e9));
+  uint64_t version = 0;
+  const int rc = sub.Wait(from, timeout_ms, &version);
+  if (rc == CONFCAST_ERR_TIMEOUT) {
+    std::cerr << "confcastctl: no version above " << from << " within " << timeout_s << " s\n";
+    return kFailed;
+  }
+  if (rc != CONFCAST_OK) return Fail(rc, "wait");
+  std::cout << version << "\n";
+  return kOk;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"confcastctl: inspect a confcast config segment"};
+  app.require_subcommand(1);
+  std::string segment;
+  app.add_option("--segment", segment, "segment name or absolute path (default: $CONFCAST_SEGMENT, else holmesgpt-config)");
+
+  std::string path;
+  auto* get = app.add_subcommand("get", "print one value (strings bare, else JSON)");
+  get->add_option("PATH", path, "dotted path, e.g. llm.model")->required();
+  bool json = false;
+  auto* dump = app.add_subcommand("dump", "print the whole current snapshot");
+  dump->add_flag("--json", json, "as {\"version\", \"sha256\", \"config\"}");
+  double max_age = -1;
+  auto* status = app.add_subcommand("status", "print the publisher's status");
+  status->add_option("--max-age", max_age, "exit 1 when the heartbeat is older than SECONDS")->check(CLI::NonNegativeNumber);
+  std::optional<uint64_t> after;
+  double timeout = -1;
+  auto* wait = app.add_subcommand("wait", "wait for a version newer than --after (default: the current one)");
+  wait->add_option("--after", after, "VERSION");
+  wait->add_option("--timeout", timeout, "SECONDS (default: forever)")->check(CLI::NonNegativeNumber);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);
+    return rc == 0 ? kOk : kUsage;
+  }
+
+  confcast::Subscriber sub = [&]() -> confcast::Subscriber {
+    try {
+      return confcast::Subscriber(segment);
+    } catch (const confcast::Error& e) {
+      std::cerr << "confcastctl: " << e.what() << "\n";
+      std::exit(ExitFor(e.status()));
+    }
+  }();
+  try {
+    if (*get) return Get(sub, path);
+    if (*dump) return Dump(sub, json);
+    if (*status) return Status(sub, max_age);
+    if (*wait) return Wait(sub, after, timeout);
+  } catch (const std::exception& e) {
+    std::cerr << "confcastctl: " << e.what() << "\n";
+    return kFailed;
+  }
+  return kUsage;
+}

@@ -1,0 +1,123 @@
+"""confcast.snapshot - one published config version as an immutable Python value.
+
+A ``Snapshot`` is built once per version (by ``Subscriber.snapshot()``) from
+the C library's JSON of that version and then shared by every request of the
+process, so it must never change: maps are ``types.MappingProxyType`` (read
+only, and C-fast to index), lists are tuples, and the Snapshot itself refuses
+assignment. Every node's dotted path (``llm.model``,
+``toolsets.kubernetes/core.enabled``, ``a.list.0``) is indexed once at build
+time, so ``snap.get(path)`` is one dict lookup.
+
+Threading: immutable after construction; share it freely between threads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, Iterator
+
+from .errors import KeyNotFound
+
+_MISSING = object()
+
+
+def _freeze(value: Any, path: str, index: dict[str, Any]) -> Any:
+    """The immutable form of a JSON value; records every node's dotted path in ``index``."""
+    if isinstance(value, dict):
+        frozen = MappingProxyType({
+            key: _freeze(child, f"{path}.{key}" if path else key, index) for key, child in value.items()
+        })
+    elif isinstance(value, list):
+        frozen = tuple(_freeze(child, f"{path}.{i}" if path else str(i), index)
+                       for i, child in enumerate(value))
+    else:
+        frozen = value
+    if path:
+        index[path] = frozen
+    return frozen
+
+
+def thaw(value: Any) -> Any:
+    """A plain, mutable, JSON-serialisable copy (dicts and lists) of a frozen value."""
+    if isinstance(value, Mapping):
+        return {key: thaw(child) for key, child in value.items()}
+    if isinstance(value, tuple):
+        return [thaw(child) for child in value]
+    return value
+
+
+class Snapshot(Mapping):
+    """The validated config of one published version (defaults applied).
+
+    ``snap["llm"]["model"]`` indexes like a dict; ``snap.get("llm.model", d)``
+    takes a dotted path (a list element is its number); ``snap.version`` and
+    ``snap.sha256`` identify the version (the SHA-256 of the config file's
+    bytes). ``to_dict()`` gives a plain mutable copy.
+    """
+
+    __slots__ = ("_root", "_paths", "version", "sha256")
+
+    def __init__(self, config: Mapping[str, Any], version: int, sha256: str) -> None:
+        paths: dict[str, Any] = {}
+        root = _freeze(dict(config), "", paths)
+        object.__setattr__(self, "_root", root)
+        object.__setattr__(self, "_paths", paths)
+        object.__setattr__(self, "version", int(version))
+        object.__setattr__(self, "sha256", sha256)
+
+    # -- Mapping over the top-level keys --------------------------------
+    def __getitem__(self, key: str) -> Any:
+        try:
+            return self._root[key]
+        except KeyError:
+            raise KeyNotFound(f"no key {key!r} in config version {self.version}", path=key) from None
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._root
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._root)
+
+    def __len__(self) -> int:
+        return len(self._root)
+
+    # -- dotted paths -----------------------------------------------------
+    def get(self, path: str, default: Any = None) -> Any:
+        """The value at a dotted path (``llm.model``, ``a.list.0``), or ``default`` if there is none."""
+        return self._paths.get(path, default)
+
+    def require(self, path: str) -> Any:
+        """The value at a dotted path; ``KeyNotFound`` if there is none."""
+        value = self._paths.get(path, _MISSING)
+        if value is _MISSING:
+            raise KeyNotFound(f"no value at {path!r} in config version {self.version}", path=path)
+        return value
+
+    def to_dict(self) -> dict[str, Any]:
+        return thaw(self._root)
+
+    # -- immutability -----------------------------------------------------
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise TypeError(f"a confcast Snapshot is immutable (cannot set {name!r})")
+
+    def __delattr__(self, name: str) -> None:
+        raise TypeError(f"a confcast Snapshot is immutable (cannot delete {name!r})")
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        raise TypeError(f"a confcast Snapshot is immutable (cannot set {key!r})")
+
+    def __delitem__(self, key: str) -> None:
+        raise TypeError(f"a confcast Snapshot is immutable (cannot delete {key!r})")
+
+    def __copy__(self) -> "Snapshot":
+        return self
+
+    def __deepcopy__(self, memo: dict) -> "Snapshot":
+        return self
+
+    def __reduce__(self):
+        return (Snapshot, (self.to_dict(), self.version, self.sha256))
+
+    def __repr__(self) -> str:
+        return f"<confcast.Snapshot version={self.version} sha256={self.sha256[:12]} keys={sorted(self._root)}>"
