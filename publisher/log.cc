@@ -44,16 +44,19 @@ void LogEvent(spdlog::level::level_enum level, std::string_view message, const n
       }
     }
   } else {
+    // key=value pairs first, then lists (the changed paths), one item a line.
     line = std::string(message);
+    std::string lists;
     if (fields.is_object()) {
       for (auto it = fields.begin(); it != fields.end(); ++it) {
         if (it.value().is_array()) {
-          for (const auto& item : it.value()) line += "\n    " + TextValue(item);
+          for (const auto& item : it.value()) lists += "\n    " + TextValue(item);
         } else {
           line += " " + it.key() + "=" + TextValue(it.value());
         }
       }
     }
+    line += lists;
   }
   spdlog::log(level, "{}", line);
 }
