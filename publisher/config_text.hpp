@@ -1,0 +1,48 @@
+// config_text.hpp - the text-level checks a config or schema file passes
+// before any YAML parser sees it (no byte-order mark, valid UTF-8, no NUL or
+// other characters YAML forbids), and the mapping from a byte offset to the
+// 1-based line and column a user sees in an editor.
+//
+// Columns count characters (UTF-8 code points), not bytes, so a position after
+// a non-ASCII key matches the editor's column. Line breaks are LF, CRLF and a
+// lone CR, as yaml-cpp counts them.
+//
+// Threading: TextPositions is immutable after construction; no shared state.
+#ifndef CONFCAST_PUBLISHER_CONFIG_TEXT_HPP_
+#define CONFCAST_PUBLISHER_CONFIG_TEXT_HPP_
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace confcast::publisher {
+
+struct SourcePosition {
+  int line = 0;    // 1-based, 0 = unknown
+  int column = 0;  // 1-based, 0 = unknown
+};
+
+class TextPositions {
+ public:
+  explicit TextPositions(std::string_view text);
+  // offset may be text.size() (the end); larger offsets are clamped to it.
+  SourcePosition At(size_t offset) const;
+
+ private:
+  std::string_view text_;
+  std::vector<size_t> line_starts_;
+};
+
+struct TextProblem {
+  size_t offset;        // of the first offending byte
+  std::string message;  // what is wrong and what to do
+};
+
+// The first reason the bytes cannot be YAML text, or nothing.
+std::optional<TextProblem> CheckYamlText(std::string_view text);
+
+}  // namespace confcast::publisher
+
+#endif  // CONFCAST_PUBLISHER_CONFIG_TEXT_HPP_

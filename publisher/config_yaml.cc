@@ -1,0 +1,536 @@
+#include "config_yaml.hpp"
+
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/exceptions.h>
+#include <yaml-cpp/mark.h>
+#include <yaml-cpp/parser.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <optional>
+#include <sstream>
+#include <unordered_map>
+#include <unordered_set>
+
+namespace confcast::publisher {
+
+std::string JoinPath(const std::string& parent, const std::string& key) {
+  return parent.empty() ? key : parent + "." + key;
+}
+
+namespace {
+
+constexpr std::string_view kCoreTagPrefix = "tag:yaml.org,2002:";
+
+// ---- YAML 1.2 core schema ---------------------------------------------------
+
+bool IsNullWord(std::string_view s) { return s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL"; }
+
+std::optional<bool> BoolWord(std::string_view s) {
+  if (s == "true" || s == "True" || s == "TRUE") return true;
+  if (s == "false" || s == "False" || s == "FALSE") return false;
+  return std::nullopt;
+}
+
+enum class NumberResult { kNotNumber, kOk, kOutOfRange };
+
+bool AllOf(std::string_view s, bool (*accept)(char)) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), accept);
+}
+bool IsDigit(char c) { return c >= '0' && c <= '9'; }
+bool IsOctalDigit(char c) { return c >= '0' && c <= '7'; }
+bool IsHexDigit(char c) { return IsDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+
+NumberResult ParseUnsignedInBase(std::string_view digits, int base, int64_t& out) {
+  uint64_t value = 0;
+  const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value, base);
+  if (ec == std::errc::result_out_of_range ||
+      value > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+    return NumberResult::kOutOfRange;
+  }
+  if (ec != std::errc() || end != digits.data() + digits.size()) return NumberResult::kNotNumber;
+  out = static_cast<int64_t>(value);
+  return NumberResult::kOk;
+}
+
+// [-+]?[0-9]+ | 0o[0-7]+ | 0x[0-9a-fA-F]+
+NumberResult ParseCoreInt(std::string_view s, int64_t& out) {
+  if (s.size() > 2 && s[0] == '0' && s[1] == 'x') {
+    return AllOf(s.substr(2), IsHexDigit) ? ParseUnsignedInBase(s.substr(2), 16, out) : NumberResult::kNotNumber;
+  }
+  if (s.size() > 2 && s[0] == '0' && s[1] == 'o') {
+    return AllOf(s.substr(2), IsOctalDigit) ? ParseUnsignedInBase(s.substr(2), 8, out)
+                                            : NumberResult::kNotNumber;
+  }
+  std::string_view digits = s;
+  if (!digits.empty() && (digits[0] == '-' || digits[0] == '+')) digits.remove_prefix(1);
+  if (!AllOf(digits, IsDigit)) return NumberResult::kNotNumber;
+  // from_chars takes a '-' but not a '+'.
+  const std::string_view parsed = s[0] == '+' ? digits : s;
+  const auto [end, ec] = std::from_chars(parsed.data(), parsed.data() + parsed.size(), out);
+  if (ec == std::errc::result_out_of_range) return NumberResult::kOutOfRange;
+  return ec == std::errc() && end == parsed.data() + parsed.size() ? NumberResult::kOk : NumberResult::kNotNumber;
+}
+
+// [-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)? | [-+]?\.(inf|Inf|INF) | \.(nan|NaN|NAN)
+NumberResult ParseCoreFloat(std::string_view s, double& out) {
+  if (s == ".nan" || s == ".NaN" || s == ".NAN") {
+    out = std::numeric_limits<double>::quiet_NaN();
+    return NumberResult::kOk;
+  }
+  std::string_view body = s;
+  bool negative = false;
+  if (!body.empty() && (body[0] == '-' || body[0] == '+')) {
+    negative = body[0] == '-';
+    body.remove_prefix(1);
+  }
+  if (body == ".inf" || body == ".Inf" || body == ".INF") {
+    out = negative ? -std::numeric_limits<double>::infinity() : std::numeric_limits<double>::infinity();
+    return NumberResult::kOk;
+  }
+  size_t i = 0;
+  size_t integer_digits = 0, fraction_digits = 0;
+  while (i < body.size() && IsDigit(body[i])) ++i, ++integer_digits;
+  if (i < body.size() && body[i] == '.') {
+    ++i;
+    while (i < body.size() && IsDigit(body[i])) ++i, ++fraction_digits;
+  }
+  if (integer_digits == 0 && fraction_digits == 0) return NumberResult::kNotNumber;
+  bool negative_exponent = false;
+  if (i < body.size() && (body[i] == 'e' || body[i] == 'E')) {
+    ++i;
+    if (i < body.size() && (body[i] == '-' || body[i] == '+')) negative_exponent = body[i++] == '-';
+    size_t exponent_digits = 0;
+    while (i < body.size() && IsDigit(body[i])) ++i, ++exponent_digits;
+    if (exponent_digits == 0) return NumberResult::kNotNumber;
+  }
+  if (i != body.size()) return NumberResult::kNotNumber;
+  // "1." and ".5" are YAML floats; give from_chars the digits it surely accepts.
+  std::string normalized(body);
+  if (integer_digits == 0) normalized.insert(0, "0");
+  double value = 0;
+  const auto [end, ec] = std::from_chars(normalized.data(), normalized.data() + normalized.size(), value);
+  if (ec == std::errc::result_out_of_range) {
+    if (!negative_exponent) return NumberResult::kOutOfRange;
+    value = 0.0;  // underflow: the nearest double is zero
+  } else if (ec != std::errc() || end != normalized.data() + normalized.size()) {
+    return NumberResult::kNotNumber;
+  }
+  out = negative ? -value : value;
+  return NumberResult::kOk;
+}
+
+// ---- the event handler that builds the tree --------------------------------
+
+struct ParseAbort {
+  SourcePosition position;
+  std::string path;
+  std::string message;
+};
+
+class TreeBuilder : public YAML::EventHandler {
+ public:
+  TreeBuilder(std::string_view text, const TextPositions& positions, const YamlLimits& limits)
+      : text_(text), positions_(positions), limits_(limits) {}
+
+  int documents() const { return documents_; }
+  YamlDocument Take() {
+    YamlDocument document;
+    document.nodes = std::move(nodes_);
+    document.root = root_;
+    return document;
+  }
+
+  SourcePosition PositionOf(const YAML::Mark& mark) const {
+    if (mark.is_null() || mark.pos < 0) return {};
+    return positions_.At(static_cast<size_t>(mark.pos));
+  }
+
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    if (++documents_ > 1) {
+      Fail(mark, "",
+           "a second YAML document starts here; the file must hold exactly one document "
+           "(remove the '---' separator or split the file)");
+    }
+  }
+  void OnDocumentEnd() override {}
+
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t anchor) override {
+    if (ExpectingKey()) {
+      // yaml-cpp reports a plain "null"/"~" key and a missing key alike; the
+      // text at the mark tells them apart.
+      const std::string spelling = NullSpellingAt(mark);
+      if (spelling.empty()) Fail(mark, CurrentPath(""), "a map entry has no key");
+      TakeKey(spelling, mark);
+      RegisterScalarKeyAnchor(anchor, YamlKind::kNull, spelling, mark);
+      return;
+    }
+    const YamlNodeId id = NewNode(YamlKind::kNull, mark);
+    nodes_[id].text = NullSpellingAt(mark);
+    FinishScalar(id, anchor, mark);
+  }
+
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t anchor) override {
+    const auto found = anchors_.find(anchor);
+    if (found == anchors_.end()) {
+      Fail(mark, CurrentPath(ExpectingKey() ? "" : ChildSegment()),
+           "the alias refers to a node that contains it (a recursive alias)");
+    }
+    const YamlNodeId target = found->second;
+    if (ExpectingKey()) {
+      const YamlKind kind = nodes_[target].kind;
+      if (kind == YamlKind::kMap || kind == YamlKind::kList) {
+        Fail(mark, CurrentPath(""), "a map key must be a scalar, but this alias refers to a collection");
+      }
+      TakeKey(nodes_[target].text, mark);
+      return;
+    }
+    if (static_cast<int>(frames_.size()) + height_[target] > limits_.max_depth) {
+      Fail(mark, CurrentPath(ChildSegment()),
+           "the alias nests deeper than " + std::to_string(limits_.max_depth) + " levels");
+    }
+    CountExpansion(size_[target], bytes_[target], mark);
+    Attach(target);
+  }
+
+  void OnScalar(const YAML::Mark& mark, const std::string& tag, YAML::anchor_t anchor,
+                const std::string& value) override {
+    if (ExpectingKey()) {
+      TakeKey(value, mark);
+      RegisterScalarKeyAnchor(anchor, YamlKind::kString, value, mark);
+      return;
+    }
+    const YamlNodeId id = NewNode(YamlKind::kString, mark);
+    Resolve(id, tag, value, mark);
+    FinishScalar(id, anchor, mark);
+  }
+
+  void OnSequenceStart(const YAML::Mark& mark, const std::string& tag, YAML::anchor_t anchor,
+                       YAML::EmitterStyle::value) override {
+    StartCollection(YamlKind::kList, mark, tag, anchor);
+  }
+  void OnSequenceEnd() override { EndCollection(); }
+
+  void OnMapStart(const YAML::Mark& mark, const std::string& tag, YAML::anchor_t anchor,
+                  YAML::EmitterStyle::value) override {
+    StartCollection(YamlKind::kMap, mark, tag, anchor);
+  }
+  void OnMapEnd() override { EndCollection(); }
+
+ private:
+  struct Frame {
+    YamlNodeId node;
+    YAML::anchor_t anchor;
+    std::string segment;  // this node's key or index under its parent
+    bool have_key = false;
+    std::string key;
+    SourcePosition key_position;
+    std::unordered_set<std::string> keys;
+    std::unordered_map<std::string, SourcePosition> key_positions;
+  };
+
+  [[noreturn]] void Fail(const YAML::Mark& mark, std::string path, std::string message) const {
+    throw ParseAbort{PositionOf(mark), std::move(path), std::move(message)};
+  }
+
+  bool ExpectingKey() const {
+    return !frames_.empty() && nodes_[frames_.back().node].kind == YamlKind::kMap && !frames_.back().have_key;
+  }
+
+  // The key or index the next value will sit under.
+  std::string ChildSegment() const {
+    if (frames_.empty()) return "";
+    const Frame& top = frames_.back();
+    if (nodes_[top.node].kind == YamlKind::kList) return std::to_string(nodes_[top.node].items.size());
+    return top.have_key ? top.key : "";
+  }
+
+  // The path of the current collection, plus `child` below it unless empty
+  // (errors about a key not yet taken have no child segment).
+  std::string CurrentPath(const std::string& child) const {
+    std::string path;
+    for (size_t i = 1; i < frames_.size(); ++i) path = JoinPath(path, frames_[i].segment);
+    return child.empty() ? path : JoinPath(path, child);
+  }
+
+  std::string NullSpellingAt(const YAML::Mark& mark) const {
+    if (mark.pos < 0 || static_cast<size_t>(mark.pos) >= text_.size()) return "";
+    const std::string_view rest = text_.substr(static_cast<size_t>(mark.pos));
+    for (std::string_view word : {"null", "Null", "NULL", "~"}) {
+      if (rest.substr(0, word.size()) == word) return std::string(word);
+    }
+    return "";
+  }
+
+  void TakeKey(const std::string& key, const YAML::Mark& mark) {
+    Frame& top = frames_.back();
+    const SourcePosition position = PositionOf(mark);
+    if (!top.keys.insert(key).second) {
+      const SourcePosition first = top.key_positions[key];
+      throw ParseAbort{position, CurrentPath(key),
+                       "duplicate key \"" + key + "\" (first defined at line " + std::to_string(first.line) +
+                           ", column " + std::to_string(first.column) + ")"};
+    }
+    top.key_positions.emplace(key, position);
+    top.have_key = true;
+    top.key = key;
+    top.key_position = position;
+    CountExpansion(0, key.size(), mark);
+  }
+
+  // An anchored key ("&k name: v") may be used again as a key or a value.
+  void RegisterScalarKeyAnchor(YAML::anchor_t anchor, YamlKind kind, const std::string& text,
+                               const YAML::Mark& mark) {
+    if (anchor == YAML::NullAnchor) return;
+    const YamlNodeId id = NewNode(kind, mark);
+    nodes_[id].text = text;
+    if (kind == YamlKind::kString) Resolve(id, "?", text, mark);
+    anchors_[anchor] = id;
+  }
+
+  YamlNodeId NewNode(YamlKind kind, const YAML::Mark& mark) {
+    if (nodes_.size() >= std::numeric_limits<YamlNodeId>::max()) Fail(mark, "", "too many nodes");
+    nodes_.emplace_back();
+    nodes_.back().kind = kind;
+    nodes_.back().position = PositionOf(mark);
+    size_.push_back(1);
+    bytes_.push_back(0);
+    height_.push_back(0);
+    return static_cast<YamlNodeId>(nodes_.size() - 1);
+  }
+
+  void CountExpansion(uint64_t nodes, uint64_t bytes, const YAML::Mark& mark) {
+    expanded_nodes_ += nodes;
+    expanded_bytes_ += bytes;
+    if (expanded_nodes_ > limits_.max_nodes) {
+      Fail(mark, CurrentPath(ChildSegment()),
+           "alias expansion: the document expands to more than " + std::to_string(limits_.max_nodes) +
+               " values (a \"billion laughs\" file?)");
+    }
+    if (expanded_bytes_ > limits_.max_expanded_bytes) {
+      Fail(mark, CurrentPath(ChildSegment()),
+           "alias expansion: the document expands to more than " + std::to_string(limits_.max_expanded_bytes) +
+               " bytes of text");
+    }
+  }
+
+  void FinishScalar(YamlNodeId id, YAML::anchor_t anchor, const YAML::Mark& mark) {
+    bytes_[id] = nodes_[id].text.size();
+    CountExpansion(1, bytes_[id], mark);
+    if (anchor != YAML::NullAnchor) anchors_[anchor] = id;
+    Attach(id);
+  }
+
+  void Attach(YamlNodeId id) {
+    if (frames_.empty()) {
+      root_ = id;
+      return;
+    }
+    Frame& top = frames_.back();
+    YamlNode& parent = nodes_[top.node];
+    if (parent.kind == YamlKind::kList) {
+      parent.items.push_back(id);
+    } else {
+      parent.entries.push_back(YamlEntry{std::move(top.key), top.key_position, id});
+      top.have_key = false;
+      top.key.clear();
+    }
+  }
+
+  void StartCollection(YamlKind kind, const YAML::Mark& mark, const std::string& tag, YAML::anchor_t anchor) {
+    if (ExpectingKey()) {
+      Fail(mark, CurrentPath(""), std::string("a map key must be a scalar, not a ") +
+                                      (kind == YamlKind::kMap ? "map" : "list"));
+    }
+    const std::string expected_tag = std::string(kCoreTagPrefix) + (kind == YamlKind::kMap ? "map" : "seq");
+    if (tag != "?" && tag != "!" && tag != expected_tag) {
+      Fail(mark, CurrentPath(ChildSegment()), "unsupported tag \"" + tag + "\"");
+    }
+    if (static_cast<int>(frames_.size()) + 1 > limits_.max_depth) {
+      Fail(mark, CurrentPath(ChildSegment()),
+           "nesting deeper than " + std::to_string(limits_.max_depth) + " levels");
+    }
+    const std::string segment = ChildSegment();
+    const YamlNodeId id = NewNode(kind, mark);
+    CountExpansion(1, 0, mark);
+    frames_.push_back(Frame{id, anchor, segment, false, "", {}, {}, {}});
+  }
+
+  void EndCollection() {
+    const Frame& top = frames_.back();
+    const YamlNodeId id = top.node;
+    const YAML::anchor_t anchor = top.anchor;
+    uint64_t size = 1, bytes = 0;
+    int height = 0;
+    const auto add_child = [&](YamlNodeId child) {
+      size = std::min(size + size_[child], limits_.max_nodes + 1);
+      bytes = std::min(bytes + bytes_[child], limits_.max_expanded_bytes + 1);
+      height = std::max(height, height_[child]);
+    };
+    const YamlNode& node = nodes_[id];
+    for (YamlNodeId item : node.items) add_child(item);
+    for (const YamlEntry& entry : node.entries) {
+      add_child(entry.value);
+      bytes = std::min(bytes + entry.key.size(), limits_.max_expanded_bytes + 1);
+    }
+    size_[id] = size;
+    bytes_[id] = bytes;
+    height_[id] = height + 1;
+    frames_.pop_back();
+    if (anchor != YAML::NullAnchor) anchors_[anchor] = id;
+    Attach(id);
+  }
+
+  void Resolve(YamlNodeId id, const std::string& tag, const std::string& value, const YAML::Mark& mark) {
+    YamlNode& node = nodes_[id];
+    node.text = value;
+    const auto fail_type = [&](const char* what) {
+      Fail(mark, CurrentPath(ChildSegment()), "\"" + value + "\" is not " + what + " (tag " + tag + ")");
+    };
+    const auto out_of_range = [&](const char* what) {
+      Fail(mark, CurrentPath(ChildSegment()), std::string(what) + " " + value + " is out of range" +
+                                                  (what[0] == 'i' ? " (64-bit signed)" : ""));
+    };
+    std::string_view core;
+    if (tag.compare(0, kCoreTagPrefix.size(), kCoreTagPrefix) == 0) {
+      core = std::string_view(tag).substr(kCoreTagPrefix.size());
+    } else if (tag == "!") {
+      return;  // quoted or block scalar: always a string
+    } else if (tag != "?") {
+      Fail(mark, CurrentPath(ChildSegment()), "unsupported tag \"" + tag + "\"");
+    }
+    if (core == "str") return;
+    if (tag == "?" || core == "null") {
+      if (IsNullWord(value)) {
+        node.kind = YamlKind::kNull;
+        return;
+      }
+      if (core == "null") fail_type("null");
+    }
+    if (tag == "?" || core == "bool") {
+      if (const auto boolean = BoolWord(value)) {
+        node.kind = YamlKind::kBool;
+        node.boolean = *boolean;
+        return;
+      }
+      if (core == "bool") fail_type("a bool");
+    }
+    if (tag == "?" || core == "int") {
+      const NumberResult result = ParseCoreInt(value, node.integer);
+      if (result == NumberResult::kOk) {
+        node.kind = YamlKind::kInt;
+        return;
+      }
+      if (result == NumberResult::kOutOfRange) out_of_range("integer");
+      if (core == "int") fail_type("an integer");
+    }
+    if (tag == "?" || core == "float") {
+      int64_t as_int = 0;
+      if (core == "float" && ParseCoreInt(value, as_int) == NumberResult::kOk) {
+        node.kind = YamlKind::kFloat;
+        node.real = static_cast<double>(as_int);
+        return;
+      }
+      const NumberResult result = ParseCoreFloat(value, node.real);
+      if (result == NumberResult::kOk) {
+        node.kind = YamlKind::kFloat;
+        return;
+      }
+      if (result == NumberResult::kOutOfRange) out_of_range("number");
+      if (core == "float") fail_type("a number");
+    }
+    if (tag != "?") Fail(mark, CurrentPath(ChildSegment()), "unsupported tag \"" + tag + "\"");
+  }
+
+  std::string_view text_;
+  const TextPositions& positions_;
+  const YamlLimits& limits_;
+  std::vector<YamlNode> nodes_;
+  std::vector<uint64_t> size_;   // values in the expanded subtree, saturated at max_nodes + 1
+  std::vector<uint64_t> bytes_;  // key and scalar bytes in the expanded subtree, saturated
+  std::vector<int> height_;      // collection levels in the subtree (a scalar: 0)
+  std::vector<Frame> frames_;
+  std::unordered_map<YAML::anchor_t, YamlNodeId> anchors_;  // completed anchored nodes only
+  uint64_t expanded_nodes_ = 0;
+  uint64_t expanded_bytes_ = 0;
+  int documents_ = 0;
+  YamlNodeId root_ = 0;
+};
+
+ConfigError ParseError(const std::string& file, SourcePosition position, std::string path, std::string message) {
+  return ConfigError{Reason::kParse, file, position.line, position.column, std::move(path), std::move(message)};
+}
+
+std::string Shorten(const std::string& text) {
+  constexpr size_t kMax = 40;
+  return text.size() <= kMax ? text : text.substr(0, kMax) + "...";
+}
+
+}  // namespace
+
+std::string DescribeValue(const YamlNode& node) {
+  switch (node.kind) {
+    case YamlKind::kNull:
+      return node.text.empty() ? "an empty value" : "null";
+    case YamlKind::kBool:
+    case YamlKind::kInt:
+    case YamlKind::kFloat:
+      return node.text;
+    case YamlKind::kString:
+      return "\"" + Shorten(node.text) + "\"";
+    case YamlKind::kList:
+      return "a list";
+    case YamlKind::kMap:
+      return "a map";
+  }
+  return "?";
+}
+
+std::variant<YamlDocument, ConfigError> ParseYamlDocument(std::string_view bytes, const std::string& file,
+                                                          const YamlLimits& limits) {
+  const TextPositions positions(bytes);
+  if (const auto problem = CheckYamlText(bytes)) {
+    return ParseError(file, positions.At(problem->offset), "", problem->message);
+  }
+  TreeBuilder builder(bytes, positions, limits);
+  try {
+    std::istringstream stream{std::string(bytes)};
+    YAML::Parser parser(stream);
+    // The second call only runs to find out whether a second document exists;
+    // the builder aborts as soon as one starts.
+    while (parser.HandleNextDocument(builder)) {
+    }
+  } catch (const ParseAbort& abort) {
+    return ParseError(file, abort.position, abort.path, abort.message);
+  } catch (const YAML::Exception& error) {
+    return ParseError(file, builder.PositionOf(error.mark), "", "YAML syntax error: " + error.msg);
+  } catch (const std::exception& error) {
+    return ParseError(file, {}, "", std::string("cannot parse: ") + error.what());
+  }
+  if (builder.documents() == 0) {
+    return ParseError(file, {}, "",
+                      bytes.empty() ? "the file is empty; it must hold a YAML map"
+                                    : "the file holds no YAML document (only comments or whitespace); "
+                                      "it must hold a YAML map");
+  }
+  YamlDocument document = builder.Take();
+  const YamlNode& root = document.root_node();
+  switch (root.kind) {
+    case YamlKind::kMap:
+      return document;
+    case YamlKind::kNull:
+      return ParseError(file, root.position, "",
+                        "the document is empty (null); the top level must be a map of keys to values");
+    case YamlKind::kList:
+      return ParseError(file, root.position, "", "the top level is a list; it must be a map of keys to values");
+    default:
+      return ParseError(file, root.position, "",
+                        "the top level is a scalar, " + DescribeValue(root) +
+                            "; it must be a map of keys to values");
+  }
+}
+
+}  // namespace confcast::publisher

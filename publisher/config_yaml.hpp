@@ -1,0 +1,79 @@
+// config_yaml.hpp - turns the bytes of one YAML file into a tree of typed
+// values that remembers where every value and key came from, or a
+// ConfigError saying what is wrong and where.
+//
+// yaml-cpp does the YAML syntax; this layer adds what a config publisher must
+// enforce and yaml-cpp does not: exactly one document whose top level is a
+// map, no duplicate keys, scalar keys only, bounded nesting, bounded alias
+// expansion (aliases are kept as shared nodes, so the tree is a DAG, but its
+// expanded size and depth are checked while parsing, before anything walks
+// it), text checks (BOM, UTF-8, NUL), and YAML 1.2 core-schema typing of
+// plain scalars (so "yes" is a string and 0x1F an int).
+//
+// Threading: no shared state; a YamlDocument is immutable once returned.
+#ifndef CONFCAST_PUBLISHER_CONFIG_YAML_HPP_
+#define CONFCAST_PUBLISHER_CONFIG_YAML_HPP_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "config_error.hpp"
+#include "config_text.hpp"
+
+namespace confcast::publisher {
+
+enum class YamlKind { kNull, kBool, kInt, kFloat, kString, kList, kMap };
+
+using YamlNodeId = uint32_t;
+
+struct YamlEntry {
+  std::string key;
+  SourcePosition key_position;
+  YamlNodeId value;
+};
+
+struct YamlNode {
+  YamlKind kind = YamlKind::kNull;
+  SourcePosition position;
+  bool boolean = false;
+  int64_t integer = 0;
+  double real = 0.0;
+  // kString: the value. Other scalars: the source spelling ("0x1F", "~", ""
+  // for an empty value), for messages.
+  std::string text;
+  std::vector<YamlNodeId> items;    // kList, in order
+  std::vector<YamlEntry> entries;   // kMap, in file order, keys unique
+};
+
+struct YamlLimits {
+  int max_depth = 64;                        // nested lists/maps, the top-level map being 1
+  uint64_t max_nodes = 1'000'000;            // values after alias expansion
+  uint64_t max_expanded_bytes = 64ull << 20;  // key and scalar text after alias expansion
+};
+
+struct YamlDocument {
+  std::vector<YamlNode> nodes;  // a node referenced by several aliases appears once
+  YamlNodeId root = 0;          // always a kMap
+  const YamlNode& node(YamlNodeId id) const { return nodes[id]; }
+  const YamlNode& root_node() const { return nodes[root]; }
+};
+
+// Every error is Reason::kParse, with the 1-based position of the offending
+// byte or node (0/0 only for an empty file) and, when inside the document,
+// the dotted path of the node.
+std::variant<YamlDocument, ConfigError> ParseYamlDocument(std::string_view bytes, const std::string& file,
+                                                          const YamlLimits& limits = {});
+
+// "a map", "a list", "null", "true", "42", "1e3", "\"abc\"" (strings quoted, long ones cut):
+// how a message names a value it got.
+std::string DescribeValue(const YamlNode& node);
+
+// The dotted path of a child: "" + "llm" = "llm", "llm" + "model" = "llm.model".
+std::string JoinPath(const std::string& parent, const std::string& key);
+
+}  // namespace confcast::publisher
+
+#endif  // CONFCAST_PUBLISHER_CONFIG_YAML_HPP_

@@ -1,0 +1,304 @@
+// Tests of ParseYamlDocument: YAML 1.2 core-schema typing, positions, and
+// every document-level rejection (empty, several documents, top level not a
+// map, depth, duplicate and non-scalar keys, text problems, alias bombs).
+#include "config_yaml.hpp"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cmath>
+#include <string>
+
+#include "config_test_support.hpp"
+
+namespace confcast::publisher {
+namespace {
+
+using testing_support::ConfigDataDir;
+using testing_support::ErrorOf;
+using testing_support::IsError;
+using testing_support::ReadText;
+
+YamlDocument ParseOk(std::string_view text) {
+  auto result = ParseYamlDocument(text, "t.yaml");
+  if (const auto* error = std::get_if<ConfigError>(&result)) {
+    ADD_FAILURE() << "unexpected error: " << error->ToString();
+    return YamlDocument{};
+  }
+  return std::get<YamlDocument>(std::move(result));
+}
+
+ConfigError ParseFails(std::string_view text, const YamlLimits& limits = {}) {
+  return ErrorOf(ParseYamlDocument(text, "t.yaml", limits));
+}
+
+// The value of the top-level key `key`.
+const YamlNode& Value(const YamlDocument& document, const std::string& key) {
+  for (const YamlEntry& entry : document.root_node().entries) {
+    if (entry.key == key) return document.node(entry.value);
+  }
+  static const YamlNode missing;
+  ADD_FAILURE() << "no key " << key;
+  return missing;
+}
+
+TEST(ConfigYaml, PlainScalarsResolveLikeTheCoreSchema) {
+  const YamlDocument doc = ParseOk(
+      "n1: null\nn2: Null\nn3: NULL\nn4: ~\nn5:\n"
+      "b1: true\nb2: True\nb3: TRUE\nb4: false\nb5: FALSE\n"
+      "s_yes: yes\ns_on: on\ns_tRue: tRue\n"
+      "i1: 42\ni2: -7\ni3: +8\ni4: 0x1F\ni5: 0o17\ni6: 0123\n"
+      "f1: 1.5\nf2: 1e3\nf3: -.5\nf4: .inf\nf5: -.Inf\nf6: .nan\nf7: 1.\nf8: 2E-2\nf9: 1e-999\n"
+      "s1: 0x1G\ns2: 1_000\ns3: 12:30\ns4: 3 apples\n");
+  for (const char* key : {"n1", "n2", "n3", "n4", "n5"}) EXPECT_EQ(Value(doc, key).kind, YamlKind::kNull) << key;
+  EXPECT_EQ(Value(doc, "n5").text, "");
+  EXPECT_EQ(Value(doc, "n4").text, "~");
+  for (const char* key : {"b1", "b2", "b3"}) {
+    EXPECT_EQ(Value(doc, key).kind, YamlKind::kBool) << key;
+    EXPECT_TRUE(Value(doc, key).boolean) << key;
+  }
+  EXPECT_FALSE(Value(doc, "b4").boolean);
+  EXPECT_EQ(Value(doc, "b5").kind, YamlKind::kBool);
+  for (const char* key : {"s_yes", "s_on", "s_tRue", "s1", "s2", "s3", "s4"}) {
+    EXPECT_EQ(Value(doc, key).kind, YamlKind::kString) << key;
+  }
+  EXPECT_EQ(Value(doc, "s_yes").text, "yes");
+  const std::pair<const char*, int64_t> ints[] = {{"i1", 42}, {"i2", -7}, {"i3", 8}, {"i4", 31}, {"i5", 15}, {"i6", 123}};
+  for (const auto& [key, expected] : ints) {
+    EXPECT_EQ(Value(doc, key).kind, YamlKind::kInt) << key;
+    EXPECT_EQ(Value(doc, key).integer, expected) << key;
+  }
+  EXPECT_EQ(Value(doc, "i4").text, "0x1F");  // the spelling stays for messages
+  const std::pair<const char*, double> floats[] = {{"f1", 1.5}, {"f2", 1000.0}, {"f3", -0.5}, {"f7", 1.0},
+                                                   {"f8", 0.02}, {"f9", 0.0}};
+  for (const auto& [key, expected] : floats) {
+    EXPECT_EQ(Value(doc, key).kind, YamlKind::kFloat) << key;
+    EXPECT_DOUBLE_EQ(Value(doc, key).real, expected) << key;
+  }
+  EXPECT_TRUE(std::isinf(Value(doc, "f4").real) && Value(doc, "f4").real > 0);
+  EXPECT_TRUE(std::isinf(Value(doc, "f5").real) && Value(doc, "f5").real < 0);
+  EXPECT_TRUE(std::isnan(Value(doc, "f6").real));
+}
+
+TEST(ConfigYaml, QuotedAndBlockScalarsAreAlwaysStrings) {
+  const YamlDocument doc = ParseOk("a: \"42\"\nb: 'true'\nc: \"null\"\nd: ''\ne: |\n  3\nf: >-\n  1.5\n");
+  for (const char* key : {"a", "b", "c", "d", "e", "f"}) EXPECT_EQ(Value(doc, key).kind, YamlKind::kString) << key;
+  EXPECT_EQ(Value(doc, "a").text, "42");
+  EXPECT_EQ(Value(doc, "d").text, "");
+  EXPECT_EQ(Value(doc, "e").text, "3\n");
+  EXPECT_EQ(Value(doc, "f").text, "1.5");
+}
+
+TEST(ConfigYaml, ExplicitCoreTagsAreHonoured) {
+  const YamlDocument doc = ParseOk("a: !!str 42\nb: !!float 3\nc: !!int 0x10\nd: !!bool true\ne: !!null ~\n"
+                                   "f: !!str\ng: !!map {x: 1}\nh: !!seq [1]\ni: !!float 2.5\n");
+  EXPECT_EQ(Value(doc, "a").kind, YamlKind::kString);
+  EXPECT_EQ(Value(doc, "a").text, "42");
+  EXPECT_EQ(Value(doc, "b").kind, YamlKind::kFloat);
+  EXPECT_DOUBLE_EQ(Value(doc, "b").real, 3.0);
+  EXPECT_EQ(Value(doc, "c").integer, 16);
+  EXPECT_EQ(Value(doc, "d").kind, YamlKind::kBool);
+  EXPECT_EQ(Value(doc, "e").kind, YamlKind::kNull);
+  EXPECT_EQ(Value(doc, "f").kind, YamlKind::kString);
+  EXPECT_EQ(Value(doc, "g").kind, YamlKind::kMap);
+  EXPECT_EQ(Value(doc, "h").kind, YamlKind::kList);
+  EXPECT_EQ(Value(doc, "i").kind, YamlKind::kFloat);
+}
+
+TEST(ConfigYaml, BadTagsAndOutOfRangeNumbersAreParseErrors) {
+  EXPECT_TRUE(IsError(ParseFails("a: 1\nb: !!int abc\n"), Reason::kParse, 2, 4, "b", "is not an integer"));
+  EXPECT_TRUE(IsError(ParseFails("a: !custom 3\n"), Reason::kParse, 1, 4, "a", "unsupported tag \"!custom\""));
+  EXPECT_TRUE(IsError(ParseFails("a: !!set {x: 1}\n"), Reason::kParse, 1, 4, "a", "unsupported tag"));
+  EXPECT_TRUE(IsError(ParseFails("a:\n  b: 9223372036854775808\n"), Reason::kParse, 2, 6, "a.b",
+                      "integer 9223372036854775808 is out of range"));
+  EXPECT_TRUE(IsError(ParseFails("a: [0x8000000000000000]\n"), Reason::kParse, 1, 5, "a.0", "out of range"));
+  EXPECT_TRUE(IsError(ParseFails("a: 1e999\n"), Reason::kParse, 1, 4, "a", "number 1e999 is out of range"));
+  // The extremes themselves fit.
+  const YamlDocument doc = ParseOk("lo: -9223372036854775808\nhi: 9223372036854775807\n");
+  EXPECT_EQ(Value(doc, "lo").integer, INT64_MIN);
+  EXPECT_EQ(Value(doc, "hi").integer, INT64_MAX);
+}
+
+TEST(ConfigYaml, PositionsAreOneBasedAndCountCharacters) {
+  const YamlDocument doc = ParseOk("# comment\nllm:\n  model: gpt\n\"é\": {ü: [1, 2]}\r\nlast: x\n");
+  const YamlEntry& llm = doc.root_node().entries[0];
+  EXPECT_EQ(llm.key_position.line, 2);
+  EXPECT_EQ(llm.key_position.column, 1);
+  const YamlEntry& model = doc.node(llm.value).entries[0];
+  EXPECT_EQ(model.key_position.line, 3);
+  EXPECT_EQ(model.key_position.column, 3);
+  EXPECT_EQ(doc.node(model.value).position.line, 3);
+  EXPECT_EQ(doc.node(model.value).position.column, 10);
+  const YamlNode& accented = doc.node(doc.root_node().entries[1].value);
+  const YamlNode& list = doc.node(accented.entries[0].value);
+  EXPECT_EQ(accented.entries[0].key_position.column, 7);  // columns count characters, not bytes
+  EXPECT_EQ(doc.node(list.items[1]).position.line, 4);
+  EXPECT_EQ(doc.node(list.items[1]).position.column, 14);
+  EXPECT_EQ(doc.root_node().entries[2].key_position.line, 5);  // CRLF is one line break
+  // Keys keep file order.
+  EXPECT_EQ(doc.root_node().entries[2].key, "last");
+}
+
+TEST(ConfigYaml, EmptyAndCommentOnlyFilesAreRejected) {
+  EXPECT_TRUE(IsError(ParseFails(""), Reason::kParse, 0, 0, "", "the file is empty"));
+  EXPECT_TRUE(IsError(ParseFails("# only a comment\n\n   \n# another\n"), Reason::kParse, 0, 0, "",
+                      "only comments or whitespace"));
+  EXPECT_TRUE(IsError(ParseFails("\n\n"), Reason::kParse, 0, 0, "", "only comments or whitespace"));
+  EXPECT_TRUE(IsError(ParseFails("---\n"), Reason::kParse, 2, 1, "", "the document is empty"));
+  EXPECT_TRUE(IsError(ParseFails("~\n"), Reason::kParse, 1, 1, "", "the document is empty"));
+}
+
+TEST(ConfigYaml, TopLevelMustBeAMap) {
+  EXPECT_TRUE(IsError(ParseFails("- a\n- b\n"), Reason::kParse, 1, 1, "", "the top level is a list"));
+  EXPECT_TRUE(IsError(ParseFails("  [1, 2]\n"), Reason::kParse, 1, 3, "", "the top level is a list"));
+  EXPECT_TRUE(IsError(ParseFails("just text\n"), Reason::kParse, 1, 1, "", "the top level is a scalar, \"just text\""));
+  EXPECT_TRUE(IsError(ParseFails("42\n"), Reason::kParse, 1, 1, "", "the top level is a scalar, 42"));
+}
+
+TEST(ConfigYaml, SeveralDocumentsAreRejectedAtTheSecondOne) {
+  EXPECT_TRUE(IsError(ParseFails("a: 1\n---\nb: 2\n"), Reason::kParse, 2, 1, "", "a second YAML document"));
+  EXPECT_TRUE(IsError(ParseFails("---\na: 1\n...\n---\na: 1\n"), Reason::kParse, 4, 1, "", "exactly one document"));
+  // A trailing separator starts an (empty) second document: still rejected,
+  // so a half-written "a: 1\n---\n" is never taken as complete.
+  EXPECT_TRUE(IsError(ParseFails("a: 1\n---\n"), Reason::kParse, 2, 1, "", "a second YAML document"));
+  // One document with explicit markers is fine.
+  EXPECT_EQ(ParseOk("---\na: 1\n...\n").root_node().entries.size(), 1u);
+  const auto from_file = ReadText(ConfigDataDir() / "bad_two_documents.yaml");
+  EXPECT_TRUE(IsError(ParseFails(from_file), Reason::kParse, 4, 1, "", "a second YAML document"));
+}
+
+TEST(ConfigYaml, DuplicateKeysAreRejectedAtTheSecondKey) {
+  EXPECT_TRUE(IsError(ParseFails("a: 1\nb: 2\na: 3\n"), Reason::kParse, 3, 1, "a",
+                      "duplicate key \"a\" (first defined at line 1, column 1)"));
+  EXPECT_TRUE(IsError(ParseFails("llm:\n  model: x\n  provider: y\n  model: z\n"), Reason::kParse, 4, 3,
+                      "llm.model", "duplicate key \"model\""));
+  EXPECT_TRUE(IsError(ParseFails("m: {x: 1, y: 2, x: 3}\n"), Reason::kParse, 1, 17, "m.x", "duplicate key"));
+  // Keys compare by text: 1 and "1" are the same key.
+  EXPECT_TRUE(IsError(ParseFails("m:\n  1: a\n  \"1\": b\n"), Reason::kParse, 3, 3, "m.1", "duplicate key"));
+  EXPECT_TRUE(IsError(ParseFails("&k a: 1\n*k : 2\n"), Reason::kParse, 2, 1, "a", "duplicate key"));
+  // Equal keys in different maps are fine.
+  ParseOk("a: {x: 1}\nb: {x: 1}\n");
+  const auto from_file = ReadText(ConfigDataDir() / "bad_duplicate_key.yaml");
+  EXPECT_TRUE(IsError(ParseFails(from_file), Reason::kParse, 6, 3, "llm.max_retries", "duplicate key"));
+}
+
+TEST(ConfigYaml, MapKeysMustBeScalars) {
+  EXPECT_TRUE(IsError(ParseFails("? [a, b]\n: 1\n"), Reason::kParse, 1, 3, "", "a map key must be a scalar, not a list"));
+  EXPECT_TRUE(IsError(ParseFails("x:\n  ? {a: 1}\n  : 1\n"), Reason::kParse, 2, 5, "x", "not a map"));
+  EXPECT_TRUE(IsError(ParseFails("a: &m {x: 1}\n*m : 2\n"), Reason::kParse, 2, 1, "",
+                      "this alias refers to a collection"));
+  EXPECT_TRUE(IsError(ParseFails(": 1\n"), Reason::kParse, 1, 1, "", "a map entry has no key"));
+  // Scalar keys of any type become their text.
+  const YamlDocument doc = ParseOk("1: a\ntrue: b\nnull: c\n~: d\n\"a.b c\": e\n");
+  std::vector<std::string> keys;
+  for (const YamlEntry& entry : doc.root_node().entries) keys.push_back(entry.key);
+  EXPECT_EQ(keys, (std::vector<std::string>{"1", "true", "null", "~", "a.b c"}));
+}
+
+std::string NestedFlowLists(int depth) { return "a: " + std::string(depth, '[') + std::string(depth, ']') + "\n"; }
+
+// "a.0.0...": the path of the innermost list of NestedFlowLists.
+std::string ListPath(int zeros) {
+  std::string path = "a";
+  for (int i = 0; i < zeros; ++i) path += ".0";
+  return path;
+}
+
+std::string NestedBlockMaps(int depth) {
+  std::string text;
+  for (int i = 0; i < depth; ++i) text += std::string(static_cast<size_t>(i), ' ') + "k:\n";
+  return text + std::string(static_cast<size_t>(depth), ' ') + "v\n";
+}
+
+TEST(ConfigYaml, NestingIsLimitedTo64Levels) {
+  // The top-level map is level 1, so 63 lists below it make 64 levels.
+  ParseOk(NestedFlowLists(63));
+  EXPECT_TRUE(IsError(ParseFails(NestedFlowLists(64)), Reason::kParse, 1, 67, ListPath(63),
+                      "nesting deeper than 64 levels"));
+  ParseOk(NestedBlockMaps(63));  // k: (level 1) ... 63 maps, then a scalar
+  const ConfigError deep_block = ParseFails(NestedBlockMaps(65));
+  EXPECT_EQ(deep_block.reason, Reason::kParse);
+  EXPECT_EQ(deep_block.line, 65);
+  EXPECT_EQ(deep_block.column, 65);
+  EXPECT_NE(deep_block.message.find("nesting deeper than 64 levels"), std::string::npos) << deep_block.message;
+}
+
+TEST(ConfigYaml, VeryDeepNestingFailsQuicklyWithoutCrashing) {
+  const auto started = std::chrono::steady_clock::now();
+  EXPECT_TRUE(IsError(ParseFails(NestedFlowLists(10'000)), Reason::kParse, 1, 67, ListPath(63),
+                      "nesting deeper than 64 levels"));
+  // Unclosed: yaml-cpp sees a flow key there, which is still an error at a position.
+  const ConfigError unclosed = ParseFails("a: " + std::string(10'000, '[') + "\n");
+  EXPECT_EQ(unclosed.reason, Reason::kParse);
+  EXPECT_EQ(unclosed.line, 1);
+  EXPECT_GT(unclosed.column, 0);
+  const ConfigError block = ParseFails(NestedBlockMaps(10'000));
+  EXPECT_TRUE(IsError(block, Reason::kParse, 65, 65, block.path, "nesting deeper than 64 levels"));
+  EXPECT_EQ(block.path.size(), 64u * 2 - 1);  // "k.k. ... .k", 64 segments
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(20));
+}
+
+TEST(ConfigYaml, TextProblemsAreReportedAtTheirByte) {
+  EXPECT_TRUE(IsError(ParseFails("\xEF\xBB\xBF" "a: 1\n"), Reason::kParse, 1, 1, "", "save it as UTF-8 without BOM"));
+  EXPECT_TRUE(IsError(ParseFails("a: 1\nb: caf\xC3\xA9 \xFF\n"), Reason::kParse, 2, 9, "", "invalid UTF-8 (byte 0xFF)"));
+  EXPECT_TRUE(IsError(ParseFails("a: \xC3\n"), Reason::kParse, 1, 4, "", "invalid UTF-8"));          // truncated
+  EXPECT_TRUE(IsError(ParseFails("a: \xC0\xAF\n"), Reason::kParse, 1, 4, "", "invalid UTF-8"));      // overlong
+  EXPECT_TRUE(IsError(ParseFails("a: \xED\xA0\x80\n"), Reason::kParse, 1, 4, "", "invalid UTF-8"));  // surrogate
+  EXPECT_TRUE(IsError(ParseFails(std::string("a: 1\n\n  b\0c", 11)), Reason::kParse, 3, 4, "", "NUL byte"));
+  EXPECT_TRUE(IsError(ParseFails("a: \x01\x02\x03\n"), Reason::kParse, 1, 4, "", "character U+0001 is not allowed"));
+  EXPECT_TRUE(IsError(ParseFails("a: \x7F\n"), Reason::kParse, 1, 4, "", "U+007F"));
+  const auto binary = ReadText(ConfigDataDir() / "bad_binary.bin");
+  EXPECT_EQ(ParseFails(binary).reason, Reason::kParse);
+  // Non-ASCII text and tabs in values are fine.
+  EXPECT_EQ(Value(ParseOk("a: \"x\ty\"\nb: 日本語 ✓\n"), "b").text, "日本語 ✓");
+}
+
+TEST(ConfigYaml, SyntaxErrorsCarryYamlCppPosition) {
+  EXPECT_TRUE(IsError(ParseFails("a: [1, 2\nb: 3\n"), Reason::kParse, 2, 2, "", "end of sequence flow not found"));
+  EXPECT_TRUE(IsError(ParseFails("a: b: c\n"), Reason::kParse, 1, 5, "", "YAML syntax error"));
+  EXPECT_TRUE(IsError(ParseFails("a: *nowhere\n"), Reason::kParse, 1, 4, "", "YAML syntax error"));
+  EXPECT_TRUE(IsError(ParseFails("a:\n  - 1\n - 2\n"), Reason::kParse, 3, 2, "", "YAML syntax error"));
+}
+
+TEST(ConfigYaml, AliasesAreSharedNotCopied) {
+  const YamlDocument doc = ParseOk("base: &b {x: 1, y: [1, 2]}\none: *b\ntwo: *b\nkey: &k name\n*k : 3\n");
+  EXPECT_EQ(doc.root_node().entries[1].value, doc.root_node().entries[0].value);
+  EXPECT_EQ(doc.root_node().entries[2].value, doc.root_node().entries[0].value);
+  EXPECT_EQ(doc.root_node().entries[4].key, "name");
+}
+
+TEST(ConfigYaml, RecursiveAliasIsRejected) {
+  EXPECT_TRUE(IsError(ParseFails("a: &x [1, *x]\n"), Reason::kParse, 1, 11, "a.1", "recursive alias"));
+  EXPECT_TRUE(IsError(ParseFails("a: &x\n  b: *x\n"), Reason::kParse, 2, 6, "a.b", "recursive alias"));
+}
+
+TEST(ConfigYaml, AliasExpansionIsCapped) {
+  const auto started = std::chrono::steady_clock::now();
+  const auto laughs = ReadText(ConfigDataDir() / "bad_billion_laughs.yaml");
+  const ConfigError error = ParseFails(laughs);
+  EXPECT_TRUE(IsError(error, Reason::kParse, error.line, error.column, error.path,
+                      "alias expansion: the document expands to more than 1000000 values"));
+  EXPECT_GT(error.line, 1);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(10));
+
+  YamlLimits small;
+  small.max_nodes = 10;
+  // root 1 + a 4 + b 1 + first *a 4 = 10; the second *a goes over.
+  EXPECT_TRUE(IsError(ParseFails("a: &a [1, 2, 3]\nb: [*a, *a, *a]\n", small), Reason::kParse, 2, 9, "b.1",
+                      "alias expansion"));
+  // Text through aliases counts too: one long string repeated.
+  const std::string text = "s: &s " + std::string(1000, 'x') + "\nl: [" + [] {
+    std::string list;
+    for (int i = 0; i < 100; ++i) list += "*s, ";
+    return list;
+  }() + "]\n";
+  YamlLimits few_bytes;
+  few_bytes.max_expanded_bytes = 50'000;
+  // 2 key bytes + 1000 + 1000 per alias: the 49th alias (l.48) passes 50000.
+  EXPECT_TRUE(IsError(ParseFails(text, few_bytes), Reason::kParse, 2, 1 + 4 + 4 * 48, "l.48",
+                      "expands to more than 50000 bytes of text"));
+  ParseOk(text);  // well within the default limits
+}
+
+}  // namespace
+}  // namespace confcast::publisher

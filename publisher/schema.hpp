@@ -1,0 +1,72 @@
+// schema.hpp - what a valid config looks like, and the check of one config
+// file's bytes against it.
+//
+// A Schema comes from the built-in HolmesGPT schema (CONTRACT section 1) or a
+// --schema FILE (format: docs/schema.md). Both go through the same loader:
+// the built-in one is embedded YAML text in that same format.
+// ParseAndValidate turns one file's bytes into the config to publish:
+// exactly one YAML map, every schema field checked (type, bounds, enum,
+// format), missing fields filled with their defaults, unknown keys kept with
+// a warning (an error when strict), and no two nodes with the same dotted path.
+//
+// Threading: a Schema is immutable and cheap to copy (it shares its tree), so
+// one may be used from any number of threads; ParseAndValidate has no shared
+// state.
+#ifndef CONFCAST_PUBLISHER_SCHEMA_HPP_
+#define CONFCAST_PUBLISHER_SCHEMA_HPP_
+
+#include <cstdint>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "config_error.hpp"
+
+namespace confcast::publisher {
+
+namespace schema_detail {
+struct SchemaNode;
+}
+
+class Schema {
+ public:
+  static constexpr uint64_t kMaxFileBytes = 1 << 20;
+
+  Schema();  // the built-in HolmesGPT schema
+
+  static Schema HolmesGpt();
+  // Errors: kIo / kTooLarge reading the file, kParse for bad YAML, kValidate
+  // for a schema that is YAML but not a valid schema (with its position).
+  static std::variant<Schema, ConfigError> FromFile(const std::string& path);
+  // `file` only names the text in messages.
+  static std::variant<Schema, ConfigError> FromYaml(std::string_view text, const std::string& file);
+
+  const std::string& source() const { return source_; }  // the file, or "<built-in HolmesGPT schema>"
+  const schema_detail::SchemaNode& root() const { return *root_; }
+
+ private:
+  Schema(std::shared_ptr<const schema_detail::SchemaNode> root, std::string source);
+
+  std::shared_ptr<const schema_detail::SchemaNode> root_;
+  std::string source_;
+};
+
+// The embedded schema text behind Schema::HolmesGpt(), in the --schema format.
+std::string_view HolmesGptSchemaYaml();
+
+struct ValidatedConfig {
+  nlohmann::json config;              // defaults applied; ints stay integers, floats floats
+  std::vector<std::string> warnings;  // one line each: "FILE:LINE:COLUMN: PATH: unknown key ..."
+};
+
+// Parses exactly one YAML document and validates it. `file` is only used in
+// messages. Errors: kParse (not one well-formed YAML map) or kValidate.
+std::variant<ValidatedConfig, ConfigError> ParseAndValidate(std::string_view bytes, const std::string& file,
+                                                            const Schema& schema, bool strict);
+
+}  // namespace confcast::publisher
+
+#endif  // CONFCAST_PUBLISHER_SCHEMA_HPP_

@@ -1,0 +1,62 @@
+// schema_validate.hpp - walks a parsed YAML tree against a schema tree and
+// builds the JSON to publish. Used by ParseAndValidate for config files and by
+// the schema loader to check (and fill in) each field's default value, so a
+// default obeys exactly the rules a config value does. Internal.
+//
+// Threading: a Validator is used by one thread for one document.
+#ifndef CONFCAST_PUBLISHER_SCHEMA_VALIDATE_HPP_
+#define CONFCAST_PUBLISHER_SCHEMA_VALIDATE_HPP_
+
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config_error.hpp"
+#include "config_yaml.hpp"
+#include "schema_node.hpp"
+
+namespace confcast::publisher::schema_detail {
+
+// Thrown inside the walk; the public functions turn it into a returned error.
+struct ValidationFailure {
+  ConfigError error;
+};
+
+class Validator {
+ public:
+  // warnings may be null when strict (nothing is warned about then).
+  Validator(const YamlDocument& document, const std::string& file, bool strict, std::vector<std::string>* warnings)
+      : document_(document), file_(file), strict_(strict), warnings_(warnings) {}
+
+  // schema null = free-form. `where` is the position reported for this value.
+  nlohmann::json Value(const SchemaNode* schema, YamlNodeId id, const std::string& path, SourcePosition where);
+  // A map-typed field that is missing from the document: its defaults and
+  // required fields as if it were written as {}.
+  nlohmann::json MissingMap(const SchemaNode& schema, const std::string& path, SourcePosition where);
+  nlohmann::json FreeForm(YamlNodeId id) const;
+
+ private:
+  nlohmann::json Map(const SchemaNode& schema, const YamlNode* node, const std::string& path, SourcePosition where);
+  [[noreturn]] void Fail(SourcePosition where, const std::string& path, std::string message) const;
+  void UnknownKey(const SchemaNode& schema, const YamlEntry& entry, const std::string& path);
+
+  const YamlDocument& document_;
+  const std::string& file_;
+  bool strict_;
+  std::vector<std::string>* warnings_;
+};
+
+// What a field accepts, for messages: "an integer from 0 to 10", "one of
+// DEBUG, INFO (any case)", "a non-empty string or null".
+std::string Expectation(const SchemaNode& schema);
+
+// Two different nodes of `config` whose dotted paths are equal (a key "a.b"
+// beside a: {b: ..}) would make path lookups ambiguous: the error names both
+// positions. `document` supplies positions; nodes added from defaults have none.
+std::optional<ConfigError> FindAmbiguousPath(const nlohmann::json& config, const YamlDocument& document,
+                                             const std::string& file);
+
+}  // namespace confcast::publisher::schema_detail
+
+#endif  // CONFCAST_PUBLISHER_SCHEMA_VALIDATE_HPP_
