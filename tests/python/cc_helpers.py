@@ -1,0 +1,291 @@
+"""Helpers shared by the Python tests: real publishers, kubelet-style ConfigMap updates,
+bounded waits, and HTTP against a real gunicorn.
+
+Everything here starts real processes and touches real files; every process
+started is stopped, and every segment removed, by the fixture that made it
+(conftest.py). Waits are bounded polling loops (check, short sleep, until a
+deadline), never one fixed sleep.
+
+Threading: the helpers are plain functions; ``sample()`` fans HTTP requests
+out over a thread pool and collects the answers.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+DEMO_DIR = REPO / "examples" / "holmesgpt_api"
+PYTHON_PACKAGE_DIR = REPO / "subscriber" / "python"
+
+
+def wait_until(predicate, timeout: float, what: str, interval: float = 0.02):
+    """Polls ``predicate`` until it returns something truthy; fails naming ``what`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(interval)
+
+
+def unique_segment() -> str:
+    return f"confcast-pytest-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def remove_segment(segment: str) -> None:
+    try:
+        os.unlink(f"/dev/shm/{segment}")
+    except FileNotFoundError:
+        pass
+
+
+def holmes_config(model: str = "gpt-4o", *, provider: str = "openai", endpoint: str | None = None,
+                  max_retries: int = 3, timeout_seconds: int = 60, temperature: str = "0.0",
+                  log_level: str = "INFO", prometheus_enabled: bool = False) -> str:
+    """A realistic HolmesGPT config (YAML text), with the knobs the tests turn."""
+    return f"""\
+llm:
+  model: {model}
+  provider: {provider}
+  endpoint: {'null' if endpoint is None else endpoint}
+  max_retries: {max_retries}
+  timeout_seconds: {timeout_seconds}
+  temperature: {temperature}
+toolsets:
+  kubernetes/core:
+    enabled: true
+    config:
+      namespaces: [default, monitoring, kube-system]
+  kubernetes/logs: {{}}
+  prometheus/metrics:
+    enabled: {'true' if prometheus_enabled else 'false'}
+    config:
+      prometheus_url: http://prometheus.monitoring:9090
+log_level: {log_level}
+"""
+
+
+class KubeletConfigMap:
+    """A ConfigMap volume as the kubelet writes it, updated the way the kubelet updates it.
+
+        DIR/config.yaml -> ..data/config.yaml
+        DIR/..data      -> ..2024_01_01_00_00_00.123456789   (a directory)
+
+    An update writes a new timestamped directory, points ``..data_tmp`` at it,
+    renames ``..data_tmp`` over ``..data`` (atomic), then removes the old
+    directory.
+    """
+
+    def __init__(self, directory: Path, text: str, file_name: str = "config.yaml") -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.file_name = file_name
+        self.path = self.directory / file_name
+        self._counter = 0
+        self._current = self._write_version_dir(text)
+        os.symlink(self._current, self.directory / "..data")
+        os.symlink(f"..data/{file_name}", self.path)
+
+    def _write_version_dir(self, text: str) -> str:
+        self._counter += 1
+        name = time.strftime("..%Y_%m_%d_%H_%M_%S.") + f"{time.time_ns() % 10**9:09d}{self._counter:04d}"
+        version_dir = self.directory / name
+        version_dir.mkdir()
+        (version_dir / self.file_name).write_text(text)
+        return name
+
+    def update(self, text: str) -> None:
+        new = self._write_version_dir(text)
+        tmp_link = self.directory / "..data_tmp"
+        os.symlink(new, tmp_link)
+        os.rename(tmp_link, self.directory / "..data")
+        shutil.rmtree(self.directory / self._current)
+        self._current = new
+
+    def read_bytes(self) -> bytes:
+        return self.path.read_bytes()
+
+
+class Publisher:
+    """A real confcast-publisher process on one segment; its log goes to a file for failure messages."""
+
+    def __init__(self, binary: str, config_path: Path, segment: str, log_path: Path,
+                 extra_args: tuple[str, ...] = ("--debounce-ms", "50", "--metrics-address", "none")) -> None:
+        self.binary = binary
+        self.config_path = config_path
+        self.segment = segment
+        self.log_path = log_path
+        self.args = [binary, "--config", str(config_path), "--segment", segment, *extra_args]
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> "Publisher":
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(self.args, stdout=log, stderr=subprocess.STDOUT,
+                                            stdin=subprocess.DEVNULL)
+        return self
+
+    def wait_published(self, timeout: float = 10.0) -> None:
+        """Waits until this publisher owns the segment and has published a version."""
+        import confcast
+
+        def published():
+            if self.process.poll() is not None:
+                raise AssertionError(f"confcast-publisher exited with {self.process.returncode}:\n{self.log_tail()}")
+            try:
+                with confcast.Subscriber(self.segment) as sub:
+                    info = sub.info()
+            except (confcast.SegmentNotFound, confcast.Empty):
+                return False
+            return info["version"] >= 1 and info["publisher_pid"] == self.process.pid
+
+        wait_until(published, timeout, f"publisher on {self.segment} to publish")
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return "(no log)"
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int | None:
+        if self.process is None or self.process.poll() is not None:
+            return None if self.process is None else self.process.returncode
+        self.process.send_signal(sig)
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Answer:
+    """One HTTP answer: status, headers (lower-case names), body."""
+
+    def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    @property
+    def pid(self) -> int:
+        return int(self.headers["x-worker-pid"])
+
+    def json(self):
+        return json.loads(self.body)
+
+
+def request(port: int, method: str, path: str, body: bytes | None = None, timeout: float = 10.0) -> Answer:
+    """One request on a new connection (so that successive requests spread over the workers)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        headers = {"Connection": "close"}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        conn.request(method, path, body=body, headers=headers)
+        response = conn.getresponse()
+        return Answer(response.status, {k.lower(): v for k, v in response.getheaders()}, response.read())
+    finally:
+        conn.close()
+
+
+def analyze(port: int) -> Answer:
+    return request(port, "POST", "/api/v1/incident/analyze", b'{"question": "why is my pod crashlooping?"}')
+
+
+_pool = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="http-sample")
+
+
+def sample(call, count: int = 16) -> list[Answer]:
+    """``count`` concurrent calls of ``call()``; concurrency makes every worker accept some."""
+    return list(_pool.map(lambda _: call(), range(count)))
+
+
+class DemoServer:
+    """gunicorn -w N -k uvicorn.workers.UvicornWorker serving examples/holmesgpt_api/app.py."""
+
+    def __init__(self, segment: str, log_path: Path, *, workers: int = 4, env: dict[str, str] | None = None) -> None:
+        self.segment = segment
+        self.workers = workers
+        self.port = free_port()
+        self.log_path = log_path
+        self.env = {
+            **os.environ,
+            "CONFCAST_SEGMENT": segment,
+            "PYTHONPATH": str(PYTHON_PACKAGE_DIR),
+            "CONFCAST_DEMO_TEST_ROUTES": "1",
+            "CONFCAST_START_PUBLISHER": "0",
+            **(env or {}),
+        }
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> "DemoServer":
+        command = ["/usr/bin/gunicorn", "--chdir", str(DEMO_DIR), "-w", str(self.workers),
+                   "-k", "uvicorn.workers.UvicornWorker", "-b", f"127.0.0.1:{self.port}", "app:app"]
+        with open(self.log_path, "ab") as log:
+            # Own session: teardown can signal the whole group we created (master + workers).
+            self.process = subprocess.Popen(command, cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                            stdin=subprocess.DEVNULL, start_new_session=True)
+        return self
+
+    def wait_serving(self, timeout: float = 30.0) -> None:
+        def serving():
+            if self.process.poll() is not None:
+                raise AssertionError(f"gunicorn exited with {self.process.returncode}:\n{self.log_tail()}")
+            try:
+                return request(self.port, "GET", "/healthz", timeout=2).status == 200
+            except OSError:
+                return False
+
+        wait_until(serving, timeout, "gunicorn to serve /healthz", interval=0.1)
+
+    def all_worker_answers(self, call, timeout: float = 15.0, rounds_after: int = 0) -> dict[int, Answer]:
+        """Samples until every worker (by X-Worker-Pid) has answered; the last answer of each."""
+        latest: dict[int, Answer] = {}
+
+        def all_seen():
+            for answer in sample(call):
+                latest[answer.pid] = answer
+            return len(latest) >= self.workers
+
+        wait_until(all_seen, timeout, f"answers from all {self.workers} workers (saw {sorted(latest)})", interval=0)
+        return latest
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return "(no log)"
+
+    def stop(self, timeout: float = 20.0) -> int | None:
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)  # gunicorn's graceful stop; the master stops its workers
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        try:  # anything of ours still alive after the master is gone (our own session: our processes)
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        return self.process.returncode
