@@ -6,9 +6,10 @@ Run (CONTRACT section 5), from the repository root:
       CONFCAST_LIBRARY=$PWD/build/subscriber/libconfcast.so \\
       gunicorn --chdir examples/holmesgpt_api -w 4 -k uvicorn.workers.UvicornWorker app:app
 
-gunicorn picks up ``gunicorn.conf.py`` beside this file (it runs after
-``--chdir``); with ``CONFCAST_START_PUBLISHER=1`` it starts the publisher
-itself, otherwise a sidecar publisher is expected.
+That is sidecar mode: a publisher runs beside gunicorn (in Kubernetes, a
+sidecar container sharing the segment). To have the gunicorn master start the
+publisher instead, add ``-c examples/holmesgpt_api/gunicorn.conf.py`` and
+``CONFCAST_START_PUBLISHER=1`` (see that file).
 
 Each request pins one config snapshot when it starts (``PinnedConfigMiddleware``)
 and uses only that one, so a request in flight during a reload finishes on the

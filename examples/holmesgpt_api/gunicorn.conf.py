@@ -1,8 +1,15 @@
 """gunicorn settings for the HolmesGPT API demo; optionally runs the confcast publisher.
 
-gunicorn loads this file by itself when started with
-``--chdir examples/holmesgpt_api`` (it looks for ./gunicorn.conf.py after the
-chdir). Two modes:
+gunicorn looks for ./gunicorn.conf.py in the directory it is started from,
+before applying ``--chdir``, so name this file explicitly:
+
+    CONFCAST_START_PUBLISHER=1 CONFIG_FILE=/etc/holmesgpt/config.yaml \
+    CONFCAST_SEGMENT=holmesgpt-config PYTHONPATH=subscriber/python \
+      gunicorn -c examples/holmesgpt_api/gunicorn.conf.py \
+               --chdir examples/holmesgpt_api -w 4 -k uvicorn.workers.UvicornWorker app:app
+
+(or ``GUNICORN_CMD_ARGS="-c examples/holmesgpt_api/gunicorn.conf.py"``; started
+from inside examples/holmesgpt_api it is found by itself). Two modes:
 
 * ``CONFCAST_START_PUBLISHER=1``: the gunicorn master starts
   ``confcast-publisher`` (``$CONFCAST_PUBLISHER``, else the one on PATH) on
@@ -13,8 +20,9 @@ chdir). Two modes:
   the workers boot. If the publisher exits or times out, gunicorn does not
   start. On exit the master sends it SIGTERM (then SIGKILL after 10 s).
   One publisher per pod, whatever the number of workers.
-* otherwise (sidecar mode): nothing is started; the workers wait for the
-  segment themselves (``CONFCAST_WAIT_SECONDS`` in app.py).
+* otherwise (sidecar mode; also what you get without this file): nothing is
+  started; the workers wait for the segment themselves
+  (``CONFCAST_WAIT_SECONDS`` in app.py).
 
 Threading: the hooks run in the gunicorn master only, one at a time.
 """

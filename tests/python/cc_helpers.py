@@ -177,12 +177,14 @@ def free_port() -> int:
 
 
 class Answer:
-    """One HTTP answer: status, headers (lower-case names), body."""
+    """One HTTP answer: status, headers (lower-case names), body, and when it was asked and answered."""
 
-    def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
+    def __init__(self, status: int, headers: dict[str, str], body: bytes, sent_at: float, received_at: float) -> None:
         self.status = status
         self.headers = headers
         self.body = body
+        self.sent_at = sent_at          # time.monotonic() before connecting
+        self.received_at = received_at  # time.monotonic() after the whole body arrived
 
     @property
     def pid(self) -> int:
@@ -194,6 +196,7 @@ class Answer:
 
 def request(port: int, method: str, path: str, body: bytes | None = None, timeout: float = 10.0) -> Answer:
     """One request on a new connection (so that successive requests spread over the workers)."""
+    sent_at = time.monotonic()
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         headers = {"Connection": "close"}
@@ -201,7 +204,9 @@ def request(port: int, method: str, path: str, body: bytes | None = None, timeou
             headers["Content-Type"] = "application/json"
         conn.request(method, path, body=body, headers=headers)
         response = conn.getresponse()
-        return Answer(response.status, {k.lower(): v for k, v in response.getheaders()}, response.read())
+        body = response.read()
+        return Answer(response.status, {k.lower(): v for k, v in response.getheaders()}, body, sent_at,
+                      time.monotonic())
     finally:
         conn.close()
 
@@ -221,8 +226,10 @@ def sample(call, count: int = 16) -> list[Answer]:
 class DemoServer:
     """gunicorn -w N -k uvicorn.workers.UvicornWorker serving examples/holmesgpt_api/app.py."""
 
-    def __init__(self, segment: str, log_path: Path, *, workers: int = 4, env: dict[str, str] | None = None) -> None:
+    def __init__(self, segment: str, log_path: Path, *, workers: int = 4, env: dict[str, str] | None = None,
+                 config_file: Path | None = None) -> None:
         self.segment = segment
+        self.config_file = config_file
         self.workers = workers
         self.port = free_port()
         self.log_path = log_path
@@ -237,8 +244,11 @@ class DemoServer:
         self.process: subprocess.Popen | None = None
 
     def start(self) -> "DemoServer":
+        # The command of CONTRACT section 5, plus a bind address (and -c when a test wants the hooks).
         command = ["/usr/bin/gunicorn", "--chdir", str(DEMO_DIR), "-w", str(self.workers),
                    "-k", "uvicorn.workers.UvicornWorker", "-b", f"127.0.0.1:{self.port}", "app:app"]
+        if self.config_file is not None:
+            command[1:1] = ["-c", str(self.config_file)]
         with open(self.log_path, "ab") as log:
             # Own session: teardown can signal the whole group we created (master + workers).
             self.process = subprocess.Popen(command, cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT,

@@ -103,12 +103,12 @@ def subscriber(publisher):
     sub.close()
 
 
-def start_demo_stack(tmp_dir: Path, publisher_binary: str, *, env: dict[str, str] | None = None):
+def start_demo_stack(tmp_dir: Path, publisher_binary: str, *, env: dict[str, str] | None = None, workers: int = 4):
     """(configmap, publisher, server, segment) - the caller stops them with stop_demo_stack()."""
     segment = unique_segment()
     configmap = KubeletConfigMap(tmp_dir / "configmap", holmes_config("gpt-4o"))
     proc = Publisher(publisher_binary, configmap.path, segment, tmp_dir / "publisher.log").start()
-    server = DemoServer(segment, tmp_dir / "gunicorn.log", env=env)
+    server = DemoServer(segment, tmp_dir / "gunicorn.log", env=env, workers=workers)
     try:
         proc.wait_published()
         server.start()
