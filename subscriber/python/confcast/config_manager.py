@@ -129,10 +129,13 @@ class ConfigManager:
 
     def snapshot(self) -> Snapshot:
         """The current version, immutable; read several values from one of these to agree on a version."""
-        try:
-            return self.subscriber.snapshot()
-        except Closed:  # stop() ran on another thread between the two lines; open again
-            return self.subscriber.snapshot()
+        subscriber = self._subscriber
+        if subscriber is not None:
+            try:
+                return subscriber.snapshot()
+            except Closed:  # stop() ran on another thread meanwhile; open again below
+                pass
+        return self.subscriber.snapshot()
 
     @property
     def version(self) -> int:

@@ -40,10 +40,13 @@ def _freeze(value: Any, path: str, index: dict[str, Any]) -> Any:
 
 def thaw(value: Any) -> Any:
     """A plain, mutable, JSON-serialisable copy (dicts and lists) of a frozen value."""
+    kind = type(value)  # exact types first: an ABC isinstance() per scalar would cost more than the copy
+    if kind is MappingProxyType or kind is dict:
+        return {key: thaw(child) for key, child in value.items()}
+    if kind is tuple or kind is list:
+        return [thaw(child) for child in value]
     if isinstance(value, Mapping):
         return {key: thaw(child) for key, child in value.items()}
-    if isinstance(value, tuple):
-        return [thaw(child) for child in value]
     return value
 
 

@@ -87,8 +87,9 @@ class Subscriber:
         self._version_words = None
         self._snapshot: Snapshot | None = None
         self._refresh_lock = threading.Lock()
-        self._guard = threading.Condition(threading.Lock())
+        self._guard = threading.Lock()        # a plain lock: taken twice per C call, so it must be cheap
         self._calls_in_flight = 0
+        self._drained = threading.Event()     # set by the last call to leave once close() began
         self._closing = False
         self._stop = threading.Event()
         self._callbacks: list[ChangeCallback] = []
@@ -165,7 +166,7 @@ class Subscriber:
         with self._guard:
             self._calls_in_flight -= 1
             if self._calls_in_flight == 0 and self._closing:
-                self._guard.notify_all()
+                self._drained.set()
 
     # -- versions and snapshots -------------------------------------------------
     @property
@@ -458,8 +459,10 @@ class Subscriber:
                 return
             self._closing = True
             self._stop.set()
-            while self._calls_in_flight:
-                self._guard.wait()
+            if self._calls_in_flight == 0:
+                self._drained.set()
+        self._drained.wait()  # a wait() in flight returns within one slice
+        with self._guard:
             handle, self._handle = self._handle, None
             replaced, self._replaced_handles = self._replaced_handles, []
             watcher = self._watcher
