@@ -22,7 +22,7 @@ class Builder {
 
   void Walk(const nlohmann::json& node, const std::string& path) {
     const size_t index = entries_.size();
-    entries_.push_back(PendingEntry{path, Type::kNull});
+    entries_.push_back(PendingEntry{path, Type::kNull, 0, {}, 0, 0, 0});
     const size_t json_start = json_.size();
     PendingEntry e;  // filled below, stored at `index` (the vector may grow while recursing)
     e.path = path;
@@ -122,42 +122,38 @@ class Builder {
     uint32_t buckets = 2;
     while (buckets < entries_.size() * 2) buckets <<= 1;
 
-    const uint64_t buckets_off = sizeof(SnapshotHeader);
-    const uint64_t entries_off = (buckets_off + uint64_t{buckets} * 4 + 7) & ~uint64_t{7};
-    const uint64_t pool_off = entries_off + entries_.size() * sizeof(Entry);
-    const uint64_t json_off = pool_off + pool.size();
-    const uint64_t total = (json_off + json_.size() + 7) & ~uint64_t{7};
-    if (total > UINT32_MAX) return std::string("snapshot larger than 4 GiB");
+    SnapshotHeader h{static_cast<uint32_t>(entries_.size()), buckets, static_cast<uint32_t>(pool.size()),
+                     static_cast<uint32_t>(json_.size())};
+    if (pool.size() > UINT32_MAX || json_.size() > UINT32_MAX) return std::string("snapshot larger than 4 GiB");
+    const Regions r = RegionsOf(h);
+    const uint64_t total = (r.end + 7) & ~uint64_t{7};
 
     BuiltSnapshot out;
-    out.entry_count = static_cast<uint32_t>(entries_.size());
+    out.entry_count = h.entry_count;
     out.words.assign(total / 8, 0);
     auto* bytes = reinterpret_cast<uint8_t*>(out.words.data());
-    SnapshotHeader h{out.entry_count, buckets, static_cast<uint32_t>(buckets_off), static_cast<uint32_t>(entries_off),
-                     static_cast<uint32_t>(pool_off), static_cast<uint32_t>(pool.size()),
-                     static_cast<uint32_t>(json_off), static_cast<uint32_t>(json_.size())};
     std::memcpy(bytes, &h, sizeof(h));
-    auto* table = reinterpret_cast<uint32_t*>(bytes + buckets_off);
+    auto* table = reinterpret_cast<uint32_t*>(bytes + r.buckets_off);
     for (size_t i = 0; i < entries_.size(); ++i) {
       const PendingEntry& p = entries_[i];
       Entry e{};
       e.path_hash = PathHash(p.path.data(), p.path.size());
-      e.path_off = path_off[i];
+      e.path_off = static_cast<uint32_t>(r.pool_off + path_off[i]);
       e.path_len = static_cast<uint32_t>(p.path.size());
       e.type = static_cast<uint32_t>(p.type);
-      e.json_off = p.json_off;
+      e.json_off = static_cast<uint32_t>(r.json_off + p.json_off);
       e.json_len = p.json_len;
       e.child_count = p.child_count;
       e.value = p.type == Type::kString
-                    ? (uint64_t{static_cast<uint32_t>(p.string_value.size())} << 32) | str_off[i]
+                    ? (uint64_t{static_cast<uint32_t>(p.string_value.size())} << 32) | (r.pool_off + str_off[i])
                     : p.value;
-      std::memcpy(bytes + entries_off + i * sizeof(Entry), &e, sizeof(e));
+      std::memcpy(bytes + r.entries_off + i * sizeof(Entry), &e, sizeof(e));
       uint32_t b = static_cast<uint32_t>(e.path_hash) & (buckets - 1);
       while (table[b] != 0) b = (b + 1) & (buckets - 1);
       table[b] = static_cast<uint32_t>(i + 1);
     }
-    std::memcpy(bytes + pool_off, pool.data(), pool.size());
-    std::memcpy(bytes + json_off, json_.data(), json_.size());
+    std::memcpy(bytes + r.pool_off, pool.data(), pool.size());
+    std::memcpy(bytes + r.json_off, json_.data(), json_.size());
     return out;
   }
 

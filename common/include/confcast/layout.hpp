@@ -68,6 +68,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "confcast/snapshot_format.hpp"
+
 namespace confcast::layout {
 
 inline constexpr uint64_t kMagic = 0x54534143464E4F43ull;  // "CONFCAST" read little-endian
@@ -143,8 +145,8 @@ static_assert(offsetof(SegmentHeader, change_futex) % 4 == 0, "futex words are 4
 
 inline constexpr uint64_t kVersionOffset = offsetof(SegmentHeader, version);
 
-// FNV-1a over every size and offset above: two builds agree on the signature
-// only if they agree on the layout.
+// FNV-1a over every size and offset above and the snapshot format's: two
+// builds agree on the signature only if they agree on the layout.
 constexpr uint32_t Fold(uint32_t h, uint64_t v) {
   for (int i = 0; i < 8; ++i) {
     h ^= static_cast<uint32_t>((v >> (8 * i)) & 0xff);
@@ -161,7 +163,8 @@ constexpr uint32_t Signature() {
       offsetof(SegmentHeader, heartbeat_unix_ns), offsetof(SegmentHeader, retired),
       offsetof(SegmentHeader, stats_seq), offsetof(SegmentHeader, stats), sizeof(SlotHeader),
       offsetof(SlotHeader, seq), offsetof(SlotHeader, version), offsetof(SlotHeader, data_size),
-      offsetof(SlotHeader, sha256), offsetof(Stats, last_error), offsetof(Stats, errors_by_reason)};
+      offsetof(SlotHeader, sha256), offsetof(Stats, last_error), offsetof(Stats, errors_by_reason),
+      snapshot::kFormatVersion, sizeof(snapshot::SnapshotHeader), sizeof(snapshot::Entry)};
   for (uint64_t p : parts) h = Fold(h, p);
   return h;
 }

@@ -8,13 +8,17 @@
 // place, and the compact JSON text of the whole config, in which every node
 // records the span of its own subtree (so a subtree's JSON is a substring).
 //
-//   0    SnapshotHeader (32 bytes)
-//        u32 entry_count | u32 bucket_count (power of two) | u32 buckets_off
-//        u32 entries_off | u32 pool_off | u32 pool_size | u32 json_off | u32 json_size
-//   ..   buckets: u32[bucket_count], entry index + 1, 0 = empty (linear probing)
-//   ..   entries: Entry[entry_count], 40 bytes each, 8-aligned
-//   ..   pool: paths and string values, each 8-aligned and NUL-padded
-//   ..   json: the whole config as compact JSON
+//   0    SnapshotHeader (16 bytes)
+//        u32 entry_count | u32 bucket_count (power of two) | u32 pool_size | u32 json_size
+//   16   buckets: u32[bucket_count], entry index + 1, 0 = empty (linear probing)
+//   ..   entries: Entry[entry_count], 40 bytes each
+//   ..   pool: pool_size bytes (a multiple of 8): paths and string values,
+//        each 8-aligned and NUL-padded
+//   ..   json: json_size bytes, the whole config as compact JSON
+//
+// The regions follow each other with no gaps, so their offsets are computed
+// from the four counts rather than stored: a reader validates one sum
+// (the end of the json <= the slot's capacity) instead of four offsets.
 //
 // Threading: the lookup runs on bytes that the writer may be overwriting, so
 // it trusts nothing: every offset and length is checked against the slot's
@@ -33,6 +37,9 @@
 
 namespace confcast::snapshot {
 
+// Bumped with any change below; folded into layout::Signature().
+inline constexpr uint32_t kFormatVersion = 1;
+
 enum class Type : uint32_t {
   kNull = 0,
   kBool = 1,
@@ -45,27 +52,40 @@ enum class Type : uint32_t {
 inline constexpr uint32_t kTypeCount = 7;
 
 struct SnapshotHeader {
-  uint32_t entry_count;   // nodes in the config, the root included
-  uint32_t bucket_count;  // power of two, >= 2 * entry_count
-  uint32_t buckets_off;   // offset of u32[bucket_count]
-  uint32_t entries_off;   // offset of Entry[entry_count], 8-aligned
-  uint32_t pool_off;      // offset of the string pool, 8-aligned
-  uint32_t pool_size;     // bytes in the pool, multiple of 8
-  uint32_t json_off;      // offset of the compact JSON of the whole config, 8-aligned
-  uint32_t json_size;     // bytes of that JSON (no NUL)
+  uint32_t entry_count;   // nodes in the config, the root included; 1 <= entry_count <= bucket_count
+  uint32_t bucket_count;  // power of two, >= 2 * entry_count when built
+  uint32_t pool_size;     // bytes in the string pool, a multiple of 8
+  uint32_t json_size;     // bytes of the compact JSON of the whole config (no NUL)
 };
-static_assert(sizeof(SnapshotHeader) == 32, "SnapshotHeader is part of the shared layout");
+static_assert(sizeof(SnapshotHeader) == 16, "SnapshotHeader is part of the shared layout");
 
+// Where each region starts, derived from the header (see above).
+struct Regions {
+  uint64_t buckets_off, entries_off, pool_off, json_off, end;
+};
+inline Regions RegionsOf(const SnapshotHeader& h) {
+  Regions r;
+  r.buckets_off = sizeof(SnapshotHeader);
+  r.entries_off = r.buckets_off + uint64_t{h.bucket_count} * 4;
+  r.pool_off = r.entries_off + uint64_t{h.entry_count} * 40;
+  r.json_off = r.pool_off + h.pool_size;
+  r.end = r.json_off + h.json_size;  // < 2^39: no overflow from 32-bit counts
+  return r;
+}
+
+// Offsets in an Entry are from the start of the snapshot (not of a region),
+// so a reader that knows where an entry is can bounds-check what it points
+// to against the slot's capacity alone, without reading the header.
 struct Entry {
-  uint64_t path_hash;  // PathHash(path)
-  uint32_t path_off;   // offset of the path within the pool (8-aligned)
-  uint32_t path_len;   // bytes of the path, no NUL
-  uint32_t type;       // Type
-  uint32_t json_len;   // bytes of this node's JSON within the json text
-  uint32_t json_off;   // offset of this node's JSON within the json text
-  uint32_t child_count;// entries of a map or list, else 0
-  uint64_t value;      // kInt: int64; kDouble: IEEE bits; kBool: 0/1;
-                       // kString: pool offset (low 32 bits) | length (high 32 bits)
+  uint64_t path_hash;   // PathHash(path)
+  uint32_t path_off;    // offset of the path's bytes (8-aligned, in the pool)
+  uint32_t path_len;    // bytes of the path, no NUL
+  uint32_t type;        // Type
+  uint32_t json_len;    // bytes of this node's JSON
+  uint32_t json_off;    // offset of this node's JSON (in the json text)
+  uint32_t child_count; // entries of a map or list, else 0
+  uint64_t value;       // kInt: int64; kDouble: IEEE bits; kBool: 0/1;
+                        // kString: offset (low 32 bits, in the pool) | length (high 32 bits)
 };
 static_assert(sizeof(Entry) == 40, "Entry is part of the shared layout");
 static_assert(offsetof(Entry, value) == 32, "value is the last word");
@@ -73,6 +93,19 @@ static_assert(sizeof(Entry) % 8 == 0, "entries are read as 64-bit words");
 
 inline constexpr uint32_t kEntryWords = sizeof(Entry) / 8;
 inline constexpr uint32_t kMaxPathBytes = 4096;
+
+// The last 1..7 bytes of a string as a little-endian word, zero-filled,
+// without a variable-length memcpy (a libc call on the hot path).
+inline uint64_t LoadTail(const char* p, size_t n) {
+  const auto byte = [p](size_t i) { return uint64_t{static_cast<uint8_t>(p[i])}; };
+  if (n >= 4) {
+    uint32_t lo, hi;
+    std::memcpy(&lo, p, 4);
+    std::memcpy(&hi, p + n - 4, 4);
+    return uint64_t{lo} | (uint64_t{hi} << (8 * (n - 4)));
+  }
+  return byte(0) | (byte(n >> 1) << (8 * (n >> 1))) | (byte(n - 1) << (8 * (n - 1)));
+}
 
 // 64-bit hash of a path, 8 bytes at a time. The publisher and every reader
 // must agree on it bit for bit; it is part of the format.
@@ -86,9 +119,7 @@ inline uint64_t PathHash(const char* p, size_t n) {
     h ^= h >> 29;
   }
   if (i < n) {
-    uint64_t w = 0;
-    std::memcpy(&w, p + i, n - i);
-    h = (h ^ w) * 0xC4CEB9FE1A85EC53ull;
+    h = (h ^ LoadTail(p + i, n - i)) * 0xC4CEB9FE1A85EC53ull;
     h ^= h >> 29;
   }
   h *= 0xFF51AFD7ED558CCDull;
@@ -110,72 +141,76 @@ class View {
  public:
   View(const uint8_t* base, uint64_t capacity) : base_(base), cap_(capacity) {}
 
-  // Reads the header and checks that every region lies inside the slot.
+  // Reads the header and checks that the regions it implies lie inside the slot.
   bool LoadHeader() {
     if (cap_ < sizeof(SnapshotHeader)) return false;
-    const uint64_t w0 = Word(0), w1 = Word(8), w2 = Word(16), w3 = Word(24);
+    const uint64_t w0 = Word(0), w1 = Word(8);
     h_.entry_count = static_cast<uint32_t>(w0);
     h_.bucket_count = static_cast<uint32_t>(w0 >> 32);
-    h_.buckets_off = static_cast<uint32_t>(w1);
-    h_.entries_off = static_cast<uint32_t>(w1 >> 32);
-    h_.pool_off = static_cast<uint32_t>(w2);
-    h_.pool_size = static_cast<uint32_t>(w2 >> 32);
-    h_.json_off = static_cast<uint32_t>(w3);
-    h_.json_size = static_cast<uint32_t>(w3 >> 32);
+    h_.pool_size = static_cast<uint32_t>(w1);
+    h_.json_size = static_cast<uint32_t>(w1 >> 32);
     const uint32_t buckets = h_.bucket_count;
-    if (buckets == 0 || (buckets & (buckets - 1)) != 0) return false;
-    if (h_.entry_count == 0 || h_.entry_count > buckets) return false;
-    if ((h_.entries_off | h_.pool_off | h_.json_off | h_.buckets_off | h_.pool_size) & 7) return false;
-    return Fits(h_.buckets_off, uint64_t{buckets} * 4) &&
-           Fits(h_.entries_off, uint64_t{h_.entry_count} * sizeof(Entry)) &&
-           Fits(h_.pool_off, h_.pool_size) && Fits(h_.json_off, h_.json_size);
+    if (buckets < 2 || (buckets & (buckets - 1)) != 0) return false;
+    if (h_.entry_count == 0 || h_.entry_count > buckets || (h_.pool_size & 7) != 0) return false;
+    r_ = RegionsOf(h_);
+    return r_.end <= cap_;
   }
 
   const SnapshotHeader& header() const { return h_; }
-
+  const Regions& regions() const { return r_; }
   // Finds the entry of `path` (already hashed). Call LoadHeader() first.
   LookupStatus Find(const char* path, size_t len, uint64_t hash, Found* out) const {
     const uint32_t mask = h_.bucket_count - 1;
     uint32_t b = static_cast<uint32_t>(hash) & mask;
     for (uint32_t probes = 0; probes <= mask; ++probes, b = (b + 1) & mask) {
-      const uint64_t boff = h_.buckets_off + uint64_t{b} * 4;
-      const uint32_t slot = Half(boff);
+      const uint32_t slot = Half(r_.buckets_off + uint64_t{b} * 4);
       if (slot == 0) return LookupStatus::kNotFound;
       if (slot > h_.entry_count) return LookupStatus::kCorrupt;
-      const uint32_t eoff = h_.entries_off + (slot - 1) * static_cast<uint32_t>(sizeof(Entry));
+      const uint64_t eoff = r_.entries_off + uint64_t{slot - 1} * sizeof(Entry);
       if (Word(eoff) != hash) continue;
-      const uint64_t pw = Word(eoff + 8);
-      const uint32_t poff = static_cast<uint32_t>(pw), plen = static_cast<uint32_t>(pw >> 32);
-      if (plen != len) continue;
-      if ((poff & 7) != 0 || uint64_t{poff} + plen > h_.pool_size) return LookupStatus::kCorrupt;
-      if (!BytesEqual(h_.pool_off + uint64_t{poff}, path, len)) continue;
-      const uint64_t tw = Word(eoff + 16);
-      const uint32_t type = static_cast<uint32_t>(tw);
-      if (type >= kTypeCount) return LookupStatus::kCorrupt;
-      out->entry_off = eoff;
-      out->type = static_cast<Type>(type);
-      out->value = Word(eoff + 32);
-      return LookupStatus::kFound;
+      switch (Match(eoff, path, len, out)) {
+        case LookupStatus::kFound: return LookupStatus::kFound;
+        case LookupStatus::kCorrupt: return LookupStatus::kCorrupt;
+        default: continue;
+      }
     }
     return LookupStatus::kNotFound;
   }
 
-  // The pool span of a string value, checked. False if it lies outside the pool.
+  // Whether the entry at eoff (which must fit the slot) is `path`, and if so
+  // what it holds. Needs no header: the hot path of a cached lookup.
+  LookupStatus Match(uint64_t eoff, const char* path, size_t len, Found* out) const {
+    const uint64_t pw = Word(eoff + 8);
+    const uint32_t poff = static_cast<uint32_t>(pw), plen = static_cast<uint32_t>(pw >> 32);
+    if (plen != len) return LookupStatus::kNotFound;
+    if ((poff & 7) != 0 || !Fits(poff, plen)) return LookupStatus::kCorrupt;
+    if (!BytesEqual(poff, path, len)) return LookupStatus::kNotFound;
+    const uint32_t type = static_cast<uint32_t>(Word(eoff + 16));
+    if (type >= kTypeCount) return LookupStatus::kCorrupt;
+    out->entry_off = static_cast<uint32_t>(eoff);
+    out->type = static_cast<Type>(type);
+    out->value = Word(eoff + 32);
+    return LookupStatus::kFound;
+  }
+
+  // Whether an entry at eoff would lie inside the slot.
+  bool EntryFits(uint64_t eoff) const { return (eoff & 7) == 0 && Fits(eoff, sizeof(Entry)); }
+
+  // The span of a string value, checked. False if it lies outside the slot.
   bool StringSpan(uint64_t value, uint64_t* off, uint32_t* len) const {
     const uint32_t soff = static_cast<uint32_t>(value), slen = static_cast<uint32_t>(value >> 32);
-    if ((soff & 7) != 0 || uint64_t{soff} + slen > h_.pool_size) return false;
-    *off = h_.pool_off + uint64_t{soff};
+    if (!Fits(soff, slen)) return false;
+    *off = soff;
     *len = slen;
     return true;
   }
 
   // The JSON span of the entry at entry_off, checked.
   bool JsonSpan(uint32_t entry_off, uint64_t* off, uint32_t* len) const {
-    const uint64_t w = Word(entry_off + 16);
-    const uint32_t jlen = static_cast<uint32_t>(w >> 32);
+    const uint32_t jlen = static_cast<uint32_t>(Word(entry_off + 16) >> 32);
     const uint32_t joff = static_cast<uint32_t>(Word(entry_off + 24));
-    if (uint64_t{joff} + jlen > h_.json_size) return false;
-    *off = h_.json_off + uint64_t{joff};
+    if (!Fits(joff, jlen)) return false;
+    *off = joff;
     *len = jlen;
     return true;
   }
@@ -199,17 +234,16 @@ class View {
       if (Word(off + i) != a) return false;
     }
     if (i < n) {
-      uint64_t a = 0;
-      std::memcpy(&a, s + i, n - i);
       const uint64_t keep = ~uint64_t{0} >> (8 * (8 - (n - i)));
-      if ((Word(off + i) & keep) != a) return false;
+      if ((Word(off + i) & keep) != LoadTail(s + i, n - i)) return false;
     }
     return true;
   }
 
   const uint8_t* base_;
   uint64_t cap_;
-  SnapshotHeader h_{};
+  SnapshotHeader h_;  // set by LoadHeader(): not zeroed, the hot path constructs a View per read
+  Regions r_;
 };
 
 }  // namespace confcast::snapshot

@@ -42,6 +42,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <new>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -129,8 +130,14 @@ struct TypedRead {
 
   static int Find(View& view, std::string_view path, snapshot::Found* f) {
     if (path.size() > snapshot::kMaxPathBytes) return CONFCAST_ERR_NOT_FOUND;
+    return FindHashed(view, path, snapshot::PathHash(path.data(), path.size()), f);
+  }
+  static int FindHashed(View& view, std::string_view path, uint64_t hash, snapshot::Found* f) {
     if (!view.LoadHeader()) return CONFCAST_ERR_CORRUPT;
-    switch (view.Find(path.data(), path.size(), snapshot::PathHash(path.data(), path.size()), f)) {
+    return StatusOf(view.Find(path.data(), path.size(), hash, f));
+  }
+  static int StatusOf(snapshot::LookupStatus st) {
+    switch (st) {
       case snapshot::LookupStatus::kFound: return CONFCAST_OK;
       case snapshot::LookupStatus::kNotFound: return CONFCAST_ERR_NOT_FOUND;
       default: return CONFCAST_ERR_CORRUPT;
@@ -170,18 +177,14 @@ struct TypedRead {
     }
     return CONFCAST_ERR_TRUNCATED;
   }
-  static int String(View& view, std::string_view path, char* buf, size_t cap, size_t* len) {
-    snapshot::Found f;
-    if (int rc = Find(view, path, &f); rc != CONFCAST_OK) return rc;
+  static int String(const View& view, const snapshot::Found& f, char* buf, size_t cap, size_t* len) {
     if (f.type != Type::kString) return CONFCAST_ERR_TYPE;
     uint64_t off;
     uint32_t n;
     if (!view.StringSpan(f.value, &off, &n)) return CONFCAST_ERR_CORRUPT;
     return CopySpan(view, off, n, buf, cap, len);
   }
-  static int Json(View& view, std::string_view path, char* buf, size_t cap, size_t* len) {
-    snapshot::Found f;
-    if (int rc = Find(view, path, &f); rc != CONFCAST_OK) return rc;
+  static int Json(const View& view, const snapshot::Found& f, char* buf, size_t cap, size_t* len) {
     uint64_t off;
     uint32_t n;
     if (!view.JsonSpan(f.entry_off, &off, &n)) return CONFCAST_ERR_CORRUPT;
@@ -189,7 +192,7 @@ struct TypedRead {
   }
   static int WholeJson(View& view, char* buf, size_t cap, size_t* len) {
     if (!view.LoadHeader()) return CONFCAST_ERR_CORRUPT;
-    return CopySpan(view, view.header().json_off, view.header().json_size, buf, cap, len);
+    return CopySpan(view, view.regions().json_off, view.header().json_size, buf, cap, len);
   }
 };
 
@@ -321,6 +324,7 @@ class Subscriber {
       size_ = std::exchange(o.size_, 0);
       capacity_ = o.capacity_;
       stride_ = o.stride_;
+      path_cache_ = std::move(o.path_cache_);
     }
     return *this;
   }
@@ -384,14 +388,14 @@ class Subscriber {
   // Copies a string value into buf (rules of confcast_get_string).
   int GetString(std::string_view path, char* buf, size_t cap, size_t* len,
                 uint64_t* version = nullptr) const noexcept {
-    return ReadConsistent(version, [&](View& v) { return Read::String(v, path, buf, cap, len); });
+    return ReadPath(path, version, [&](View& v, const snapshot::Found& f) { return Read::String(v, f, buf, cap, len); });
   }
   int GetJson(std::string_view path, char* buf, size_t cap, size_t* len,
               uint64_t* version = nullptr) const noexcept {
-    return ReadConsistent(version, [&](View& v) { return Read::Json(v, path, buf, cap, len); });
+    return ReadPath(path, version, [&](View& v, const snapshot::Found& f) { return Read::Json(v, f, buf, cap, len); });
   }
   int SnapshotJson(char* buf, size_t cap, size_t* len, uint64_t* version = nullptr) const noexcept {
-    return ReadConsistent(version, [&](View& v) { return Read::WholeJson(v, buf, cap, len); });
+    return ReadConsistent(version, [&](View& v, uint64_t) { return Read::WholeJson(v, buf, cap, len); });
   }
 
   // Throwing conveniences (the string ones allocate).
@@ -607,9 +611,13 @@ class Subscriber {
     }
     munmap(head, layout::kHeaderSize);
     if (rc != CONFCAST_OK) return rc;
+    std::unique_ptr<std::atomic<uint64_t>[]> cache(new (std::nothrow) std::atomic<uint64_t>[kPathCacheSlots]);
+    if (!cache) return CONFCAST_ERR_SYSTEM;
+    for (uint32_t i = 0; i < kPathCacheSlots; ++i) cache[i].store(Key::kNoCache, std::memory_order_relaxed);
     void* base = mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
     if (base == MAP_FAILED) return CONFCAST_ERR_SYSTEM;
     out->Unmap();
+    out->path_cache_ = std::move(cache);
     out->base_ = static_cast<const uint8_t*>(base);
     out->size_ = size;
     out->capacity_ = capacity;
@@ -649,7 +657,7 @@ class Subscriber {
       if (s1 & 1) { detail::CpuRelax(); continue; }
       const uint64_t ver = LoadData(&slot->version);
       View view(SlotData(active), capacity_);
-      const int rc = ver == 0 ? CONFCAST_ERR_EMPTY : fn(view);
+      const int rc = ver == 0 ? CONFCAST_ERR_EMPTY : fn(view, ver);
       detail::ReadFence();
       if (detail::LoadRelaxed(&slot->seq) != s1) continue;
       if (version) *version = ver;
@@ -660,9 +668,42 @@ class Subscriber {
 
   template <class Fn>
   int ReadTyped(std::string_view path, uint64_t* version, Fn&& convert) const noexcept {
-    snapshot::Found f;
-    const int rc = ReadConsistent(version, [&](View& v) { return Read::Find(v, path, &f); });
-    return rc == CONFCAST_OK ? convert(f.type, f.value) : rc;
+    snapshot::Found found;
+    const int rc = ReadPath(path, version, [&](View&, const snapshot::Found& f) {
+      found = f;
+      return CONFCAST_OK;
+    });
+    return rc == CONFCAST_OK ? convert(found.type, found.value) : rc;
+  }
+
+  // Looks `path` up in one consistent read and runs use(view, found) on it.
+  // A by-path read first tries the place this path was found last time
+  // (a small per-handle cache keyed by the path's hash and the version,
+  // checked against the entry's hash and path bytes), so the steady state
+  // skips the hash-table probe; a miss falls back to the full lookup.
+  template <class Use>
+  int ReadPath(std::string_view path, uint64_t* version, Use&& use) const noexcept {
+    if (path.size() > snapshot::kMaxPathBytes) return CONFCAST_ERR_NOT_FOUND;
+    const uint64_t hash = snapshot::PathHash(path.data(), path.size());
+    std::atomic<uint64_t>& cell = path_cache_[hash % kPathCacheSlots];
+    uint64_t learned = Key::kNoCache;
+    const int rc = ReadConsistent(version, [&](View& v, uint64_t ver) -> int {
+      const uint64_t tag = ver & ((uint64_t{1} << Key::kVersionBits) - 1);
+      const uint64_t cached = cell.load(std::memory_order_relaxed);
+      const uint64_t eoff = (cached & 0xFFFFFF) << 3;
+      snapshot::Found f;
+      learned = Key::kNoCache;
+      if ((cached >> 24) == tag && v.EntryFits(eoff) && v.Word(eoff) == hash) {
+        const auto st = v.Match(eoff, path.data(), path.size(), &f);
+        if (st == snapshot::LookupStatus::kFound) return use(v, f);
+        if (st == snapshot::LookupStatus::kCorrupt) return CONFCAST_ERR_CORRUPT;
+      }
+      if (int r = Read::FindHashed(v, path, hash, &f); r != CONFCAST_OK) return r;
+      learned = Key::Pack(tag, f.entry_off);
+      return use(v, f);
+    });
+    if (learned != Key::kNoCache && rc != CONFCAST_ERR_CORRUPT) cell.store(learned, std::memory_order_relaxed);
+    return rc;
   }
 
   // The hot path: with a warm cache, the entry's place is known for this
@@ -680,8 +721,7 @@ class Subscriber {
       const uint64_t tag = ver & ((uint64_t{1} << Key::kVersionBits) - 1);
       uint32_t entry_off = static_cast<uint32_t>((cache & 0xFFFFFF) << 3);
       View view(SlotData(active), capacity_);
-      const bool warm = (cache >> 24) == tag && uint64_t{entry_off} + sizeof(snapshot::Entry) <= capacity_ &&
-                        view.Word(entry_off) == key.hash_;
+      const bool warm = (cache >> 24) == tag && view.EntryFits(entry_off) && view.Word(entry_off) == key.hash_;
       int rc = CONFCAST_OK;
       snapshot::Found f;
       if (ver == 0) {
@@ -733,10 +773,13 @@ class Subscriber {
     }
   }
 
+  static constexpr uint32_t kPathCacheSlots = 64;
+
   const uint8_t* base_ = nullptr;
   uint64_t size_ = 0;
   uint64_t capacity_ = 0;
   uint64_t stride_ = 0;
+  std::unique_ptr<std::atomic<uint64_t>[]> path_cache_;  // see ReadPath()
 };
 
 }  // namespace confcast
