@@ -1,13 +1,18 @@
 // metrics.hpp - the publisher's Prometheus metrics (CONTRACT section 6),
-// served by prometheus-cpp's pull exposer.
+// served by prometheus-cpp's pull exposer (civetweb underneath).
 //
-// Threading: the exposer serves scrapes on its own threads; the update
-// methods are called from the publisher's loop. prometheus-cpp's metrics are
-// internally synchronised, so no lock is needed here.
+// The same events also move the counters in the segment (reloader.cc writes
+// both, in that order); these are the scrapeable copy, so a publisher's
+// /metrics and `confcastctl status` report the same numbers.
+//
+// Threading: the exposer serves scrapes on its own thread; the update
+// methods are called from the publisher's loop thread. prometheus-cpp's
+// metrics are internally synchronised, so no lock is needed here.
 #ifndef CONFCAST_PUBLISHER_METRICS_HPP_
 #define CONFCAST_PUBLISHER_METRICS_HPP_
 
 #include <array>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <variant>
@@ -28,7 +33,8 @@ class Metrics {
  public:
   // Registers every series (all present, at 0, from the first scrape) and,
   // unless address is "none", serves them at http://ADDRESS/metrics. A bad
-  // address or a port in use is an error message, never an exception.
+  // address, an unknown host or a port in use is an error message naming
+  // the flag and the cause, never an exception.
   static std::variant<std::unique_ptr<Metrics>, std::string> Start(const std::string& address,
                                                                    const std::string& prefix);
   ~Metrics();

@@ -1,0 +1,94 @@
+"""pytest fixtures of the observability tests (issue 4): the publisher's /metrics,
+a real Prometheus scraping it, confcastctl status, and the JSON log.
+
+The binaries come from the environment, as tests/run sets it:
+  CONFCAST_PUBLISHER  confcast-publisher
+  CONFCAST_CTL        confcastctl
+  CONFCAST_LIBRARY    libconfcast.so (optional: else found beside confcastctl)
+A test needing one that is not set fails and says what to set.
+
+Each test starts its own publisher on a unique segment (/dev/shm/confcast-obs-*)
+with --metrics-address 127.0.0.1:<free port>; teardown stops every process
+started and removes the segment, also when the test failed.
+
+Threading: fixtures run on pytest's main thread.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from obs_support import (MissingBinary, Publisher, binary_from_env, locate_library,  # noqa: E402
+                         remove_segment, unique_segment)
+
+# A valid HolmesGPT config, well under the --max-config-bytes the counter test sets.
+BASE_CONFIG = """\
+llm:
+  model: gpt-4o
+  provider: openai
+  max_retries: 3
+log_level: INFO
+"""
+
+
+def _require(variable: str, what: str) -> str:
+    try:
+        return binary_from_env(variable, what)
+    except MissingBinary as error:
+        pytest.fail(str(error), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def publisher_binary() -> str:
+    return _require("CONFCAST_PUBLISHER", "the confcast-publisher binary")
+
+
+@pytest.fixture(scope="session")
+def ctl_binary() -> str:
+    return _require("CONFCAST_CTL", "the confcastctl binary")
+
+
+@pytest.fixture(scope="session")
+def library_path(ctl_binary) -> str:
+    try:
+        return locate_library(ctl_binary)
+    except MissingBinary as error:
+        pytest.fail(str(error), pytrace=False)
+
+
+@pytest.fixture
+def segment():
+    name = unique_segment()
+    yield name
+    remove_segment(name)
+
+
+@pytest.fixture
+def config_file(tmp_path) -> Path:
+    path = tmp_path / "config" / "config.yaml"
+    path.parent.mkdir()
+    path.write_text(BASE_CONFIG)
+    return path
+
+
+@pytest.fixture
+def start_publisher(publisher_binary, segment, config_file, tmp_path):
+    """start_publisher(*flags) -> a running Publisher on this test's segment and config,
+    serving /metrics on a free loopback port; stopped at teardown."""
+    started: list[Publisher] = []
+
+    def start(*flags: str, wait: bool = True, metrics_address: str | None = None,
+              config: Path | None = None) -> Publisher:
+        log = tmp_path / f"publisher-{len(started)}.log"
+        publisher = Publisher(publisher_binary, config or config_file, segment, log, "--debounce-ms", "50", *flags,
+                              metrics_address=metrics_address)
+        started.append(publisher.start())
+        return publisher.wait_serving() if wait else publisher
+
+    yield start
+    for publisher in started:
+        publisher.stop()
