@@ -161,6 +161,7 @@ int Run(const Flags& flags) {
   cp::Reloader reloader({flags.config, flags.max_config_bytes, flags.strict}, std::move(*schema), *segment, *metrics);
   const cp::ReloadOutcome first = reloader.Reload(cp::Trigger::kStartup);
   if (first.version == 0) {
+    segment->RemoveIfCreatedAndEmpty();
     cp::LogEvent(spdlog::level::critical,
                  "no valid config to start with and nothing published before: " +
                      (first.error ? first.error->ToString() : std::string("unknown error")));

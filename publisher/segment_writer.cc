@@ -79,6 +79,7 @@ std::variant<std::unique_ptr<SegmentWriter>, SegmentWriter::Failure> SegmentWrit
 
   std::unique_ptr<SegmentWriter> w(new SegmentWriter());
   w->location_ = target.path;
+  w->shm_name_ = target.is_shm ? target.shm_name : std::string();
   w->capacity_ = capacity;
   w->stride_ = layout::SlotStride(capacity);
   w->size_ = size;
@@ -256,6 +257,16 @@ uint64_t SegmentWriter::Publish(const uint64_t* words, size_t n_words, const std
   __atomic_fetch_add(&h->change_futex, 1, __ATOMIC_RELEASE);
   syscall(SYS_futex, &h->change_futex, FUTEX_WAKE, INT_MAX, nullptr, nullptr, 0);
   return next;
+}
+
+void SegmentWriter::RemoveIfCreatedAndEmpty() {
+  if (adopted_ || version() != 0) return;
+  // We still hold the flock, so no other publisher can have adopted it.
+  if (shm_name_.empty()) {
+    ::unlink(location_.c_str());
+  } else {
+    shm_unlink(shm_name_.c_str());
+  }
 }
 
 void SegmentWriter::Heartbeat(int64_t now_unix_ns) { StoreRelease(&header()->heartbeat_unix_ns, now_unix_ns); }

@@ -61,6 +61,11 @@ class SegmentWriter {
 
   void Heartbeat(int64_t now_unix_ns);
 
+  // A publisher that fails before its first publish removes a segment it
+  // created itself, so no empty segment is left for workers to wait on.
+  // Adopted segments (an earlier publisher's version) are never removed.
+  void RemoveIfCreatedAndEmpty();
+
   // The counters as this process sees them; WriteStats() makes them visible.
   layout::Stats& stats() { return stats_; }
   void WriteStats();
@@ -78,6 +83,7 @@ class SegmentWriter {
   uint64_t stride_ = 0;
   bool adopted_ = false;
   std::string location_;
+  std::string shm_name_;  // "/NAME" for a POSIX shm segment, "" for a file
   layout::Stats stats_{};
 };
 

@@ -50,42 +50,41 @@ def thaw(value: Any) -> Any:
     return value
 
 
-class Snapshot(Mapping):
+def _immutable(name: str):
+    def refuse(self, *args, **kwargs):
+        raise TypeError(f"a confcast Snapshot is immutable ({name} is not allowed)")
+    refuse.__name__ = name
+    return refuse
+
+
+class Snapshot(dict):
     """The validated config of one published version (defaults applied).
 
     ``snap["llm"]["model"]`` indexes like a dict; ``snap.get("llm.model", d)``
     takes a dotted path (a list element is its number); ``snap.version`` and
     ``snap.sha256`` identify the version (the SHA-256 of the config file's
     bytes). ``to_dict()`` gives a plain mutable copy.
+
+    A dict subclass, not a Python-level Mapping, on purpose: ``snap["llm"]``
+    then runs dict's C lookup (tens of ns) instead of a Python
+    ``__getitem__`` call, which matters when a request reads a handful of
+    fields. Every mutating method is overridden to raise TypeError; the
+    nested maps are MappingProxyType and lists are tuples.
     """
 
-    __slots__ = ("_root", "_paths", "version", "sha256")
+    __slots__ = ("_paths", "version", "sha256")
 
     def __init__(self, config: Mapping[str, Any], version: int, sha256: str) -> None:
         paths: dict[str, Any] = {}
         root = _freeze(dict(config), "", paths)
-        object.__setattr__(self, "_root", root)
+        dict.update(self, root)
         object.__setattr__(self, "_paths", paths)
         object.__setattr__(self, "version", int(version))
         object.__setattr__(self, "sha256", sha256)
 
-    # -- Mapping over the top-level keys --------------------------------
-    def __getitem__(self, key: str) -> Any:
-        try:
-            return self._root[key]
-        except KeyError:
-            raise KeyNotFound(f"no key {key!r} in config version {self.version}", path=key) from None
+    def __missing__(self, key: str) -> Any:
+        raise KeyNotFound(f"no key {key!r} in config version {self.version}", path=key)
 
-    def __contains__(self, key: object) -> bool:
-        return key in self._root
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._root)
-
-    def __len__(self) -> int:
-        return len(self._root)
-
-    # -- dotted paths -----------------------------------------------------
     def get(self, path: str, default: Any = None) -> Any:
         """The value at a dotted path (``llm.model``, ``a.list.0``), or ``default`` if there is none."""
         return self._paths.get(path, default)
@@ -98,20 +97,29 @@ class Snapshot(Mapping):
         return value
 
     def to_dict(self) -> dict[str, Any]:
-        return thaw(self._root)
+        return {key: thaw(value) for key, value in dict.items(self)}
 
-    # -- immutability -----------------------------------------------------
     def __setattr__(self, name: str, value: Any) -> None:
         raise TypeError(f"a confcast Snapshot is immutable (cannot set {name!r})")
 
     def __delattr__(self, name: str) -> None:
         raise TypeError(f"a confcast Snapshot is immutable (cannot delete {name!r})")
 
-    def __setitem__(self, key: str, value: Any) -> None:
-        raise TypeError(f"a confcast Snapshot is immutable (cannot set {key!r})")
+    __setitem__ = _immutable("item assignment")
+    __delitem__ = _immutable("item deletion")
+    __ior__ = _immutable("|=")
+    clear = _immutable("clear()")
+    pop = _immutable("pop()")
+    popitem = _immutable("popitem()")
+    setdefault = _immutable("setdefault()")
+    update = _immutable("update()")
 
-    def __delitem__(self, key: str) -> None:
-        raise TypeError(f"a confcast Snapshot is immutable (cannot delete {key!r})")
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Snapshot):
+            return self.version == other.version and self.sha256 == other.sha256 and dict.__eq__(self, other)
+        return dict.__eq__(self, other)
+
+    __hash__ = None  # type: ignore[assignment]
 
     def __copy__(self) -> "Snapshot":
         return self
@@ -123,4 +131,4 @@ class Snapshot(Mapping):
         return (Snapshot, (self.to_dict(), self.version, self.sha256))
 
     def __repr__(self) -> str:
-        return f"<confcast.Snapshot version={self.version} sha256={self.sha256[:12]} keys={sorted(self._root)}>"
+        return f"<confcast.Snapshot version={self.version} sha256={self.sha256[:12]} keys={sorted(self)}>"
