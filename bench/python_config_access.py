@@ -1,0 +1,235 @@
+#!/usr/bin/python3
+"""What one request of the HolmesGPT API pays for its config, in Python.
+
+Three ways to read the 8 HolmesGPT fields once, in one process, on the same
+config (bench/data/holmesgpt_config.yaml), timed the same way:
+
+  original_rlock_8_getters           the per-worker design of the HolmesGPT API
+                                     plan: every worker parses the YAML into a
+                                     dict and each getter takes a
+                                     threading.RLock around it
+  confcast_config_manager_8_getters  confcast.ConfigManager, same method names
+  confcast_pinned_snapshot_8_reads   snap = subscriber.snapshot() once (what
+                                     confcast.asgi does per request), then 8
+                                     snap.get("llm.model") ... as the demo app
+                                     reads them (the goal is measured on this)
+  confcast_pinned_snapshot_8_items   the same, indexing: llm = snap["llm"];
+                                     llm["model"] ... (for reference)
+  confcast_subscriber_get_8          subscriber.get(path) 8 times (for reference)
+  original_rlock_1_getter,
+  confcast_config_manager_1_getter   one get_llm_model() call of each
+
+Each is timed with timeit (the same number of requests per repeat for all),
+and the median of the repeats is reported, in ns per request (8 reads).
+
+    /usr/bin/python3 bench/python_config_access.py --publisher BUILD/publisher/confcast-publisher \
+        --library BUILD/subscriber/libconfcast.so [--json OUT] [--smoke]
+
+It starts the real publisher on a unique segment and stops it (and removes
+the segment) at the end, also on failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import timeit
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+CONFIG = os.path.join(HERE, "data", "holmesgpt_config.yaml")
+
+
+class OriginalConfigManager:
+    """The per-worker config holder of the HolmesGPT API plan (the baseline).
+
+    The worker's own file watcher replaces ``_config`` under the lock on a
+    reload; every getter takes the lock and reads the dict.
+    """
+
+    def __init__(self, config: dict) -> None:
+        self._lock = threading.RLock()
+        self._config = config
+
+    def _apply(self, config: dict) -> None:
+        with self._lock:
+            self._config = config
+
+    def get_llm_model(self) -> str:
+        with self._lock:
+            return self._config.get("llm", {}).get("model", "gpt-4o")
+
+    def get_llm_provider(self) -> str:
+        with self._lock:
+            return self._config.get("llm", {}).get("provider", "openai")
+
+    def get_llm_endpoint(self) -> str | None:
+        with self._lock:
+            return self._config.get("llm", {}).get("endpoint")
+
+    def get_llm_max_retries(self) -> int:
+        with self._lock:
+            return self._config.get("llm", {}).get("max_retries", 3)
+
+    def get_llm_timeout(self) -> int:
+        with self._lock:
+            return self._config.get("llm", {}).get("timeout_seconds", 60)
+
+    def get_llm_temperature(self) -> float:
+        with self._lock:
+            return self._config.get("llm", {}).get("temperature", 0.0)
+
+    def get_toolsets(self) -> dict:
+        with self._lock:
+            return self._config.get("toolsets", {})
+
+    def get_log_level(self) -> str:
+        with self._lock:
+            return self._config.get("log_level", "INFO")
+
+
+PATHS = ("llm.model", "llm.provider", "llm.endpoint", "llm.max_retries", "llm.timeout_seconds",
+         "llm.temperature", "toolsets", "log_level")
+
+
+def eight_getters(cm):
+    """One request's reads through getters (the original class or confcast's ConfigManager)."""
+    def request():
+        return (cm.get_llm_model(), cm.get_llm_provider(), cm.get_llm_endpoint(), cm.get_llm_max_retries(),
+                cm.get_llm_timeout(), cm.get_llm_temperature(), cm.get_toolsets(), cm.get_log_level())
+    return request
+
+
+def pinned_snapshot(sub):
+    def request():
+        snap = sub.snapshot()
+        return (snap.get("llm.model"), snap.get("llm.provider"), snap.get("llm.endpoint"),
+                snap.get("llm.max_retries"), snap.get("llm.timeout_seconds"), snap.get("llm.temperature"),
+                snap.get("toolsets"), snap.get("log_level"))
+    return request
+
+
+def pinned_snapshot_items(sub):
+    def request():
+        snap = sub.snapshot()
+        llm = snap["llm"]
+        return (llm["model"], llm["provider"], llm["endpoint"], llm["max_retries"], llm["timeout_seconds"],
+                llm["temperature"], snap["toolsets"], snap["log_level"])
+    return request
+
+
+def subscriber_get(sub):
+    def request():
+        return tuple(sub.get(p) for p in PATHS)
+    return request
+
+
+def time_request(fn, number: int, repeat: int) -> dict:
+    fn()  # warm (the first snapshot() of a version builds it)
+    runs = timeit.Timer(fn).repeat(repeat=repeat, number=number)
+    per_request = [t / number * 1e9 for t in runs]
+    return {"ns_per_request": statistics.median(per_request), "min_ns_per_request": min(per_request),
+            "ns_per_read": statistics.median(per_request) / 8, "repeats_ns": per_request}
+
+
+def start_publisher(publisher: str, segment: str, workdir: str) -> subprocess.Popen:
+    config = os.path.join(workdir, "config.yaml")
+    shutil.copyfile(CONFIG, config)
+    log = open(os.path.join(workdir, "publisher.log"), "wb")
+    return subprocess.Popen([publisher, "--config", config, "--segment", segment, "--metrics-address", "none",
+                             "--poll-seconds", "0", "--log-level", "warning"],
+                            stdout=log, stderr=subprocess.STDOUT)
+
+
+def stop_publisher(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--publisher", required=True)
+    ap.add_argument("--library", help="libconfcast.so (sets CONFCAST_LIBRARY)")
+    ap.add_argument("--json", help="write the results here")
+    ap.add_argument("--number", type=int, default=20000, help="requests per repeat")
+    ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--smoke", action="store_true", help="a brief run (CI)")
+    args = ap.parse_args()
+    if args.smoke:
+        args.number, args.repeat = 200, 2
+    if args.library:
+        os.environ["CONFCAST_LIBRARY"] = os.path.abspath(args.library)
+    sys.path.insert(0, os.path.join(ROOT, "subscriber", "python"))
+    import confcast  # noqa: E402  (after the path and CONFCAST_LIBRARY are set)
+
+    segment = f"confcast-bench-py-{os.getpid()}-{secrets.token_hex(4)}"
+    workdir = tempfile.mkdtemp(prefix="confcast-bench-py-")
+    proc = start_publisher(args.publisher, segment, workdir)
+    cm = None
+    try:
+        sub = confcast.Subscriber.wait_for_segment(segment, timeout=15)
+        cm = confcast.ConfigManager(segment=segment, wait_timeout=15, apply_log_level=False)
+        cm.start()
+        # The original design's dict holds what its own YAML load produced: the
+        # same config (the published one is that file with defaults applied).
+        original = OriginalConfigManager(sub.snapshot().to_dict())
+
+        variants = {
+            "original_rlock_8_getters": eight_getters(original),
+            "confcast_config_manager_8_getters": eight_getters(cm),
+            "confcast_pinned_snapshot_8_reads": pinned_snapshot(sub),
+            "confcast_pinned_snapshot_8_items": pinned_snapshot_items(sub),
+            "confcast_subscriber_get_8": subscriber_get(sub),
+        }
+        # Same answers everywhere, or the comparison means nothing.
+        reference = json.dumps(variants["original_rlock_8_getters"](), sort_keys=True, default=dict)
+        for name, fn in variants.items():
+            got = json.dumps(fn(), sort_keys=True, default=dict)
+            if got != reference:
+                raise SystemExit(f"{name} reads {got}, the original design {reference}")
+
+        results = {}
+        for name, fn in variants.items():
+            results[name] = time_request(fn, args.number, args.repeat)
+            print(f"{name:36s} {results[name]['ns_per_request']:9.0f} ns per request "
+                  f"({results[name]['ns_per_read']:6.0f} ns per read)", flush=True)
+        results["original_rlock_1_getter"] = time_request(original.get_llm_model, args.number, args.repeat)
+        results["confcast_config_manager_1_getter"] = time_request(cm.get_llm_model, args.number, args.repeat)
+        ratio = (results["confcast_pinned_snapshot_8_reads"]["ns_per_request"]
+                 / results["original_rlock_8_getters"]["ns_per_request"])
+        print(f"pinned snapshot + 8 reads / 8 original getters = {ratio:.3f} (goal <= 0.2)")
+        out = {"python": {"executable": sys.executable, "version": sys.version.split()[0],
+                          "number": args.number, "repeat": args.repeat, "statistic": "median of repeats",
+                          "results": results, "pinned_over_original": ratio}}
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(out, f, indent=2)
+                f.write("\n")
+    finally:
+        if cm is not None:
+            cm.stop()
+        stop_publisher(proc)
+        try:
+            os.unlink(f"/dev/shm/{segment}")
+        except FileNotFoundError:
+            pass
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
