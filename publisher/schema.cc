@@ -113,7 +113,7 @@ class SchemaBuilder {
   const YamlNode& ExpectKind(const YamlEntry& entry, const std::string& path, YamlKind kind, const char* expected) {
     const YamlNode& value = document_.node(entry.value);
     if (value.kind != kind) {
-      Fail(value.kind == YamlKind::kNull ? entry.key_position : value.position, path,
+      Fail(value.kind == YamlKind::kNull && value.text.empty() ? entry.key_position : value.position, path,
            std::string("expected ") + expected + ", got " + DescribeValue(value));
     }
     return value;
@@ -337,11 +337,13 @@ class SchemaBuilder {
     if (node.wildcard != nullptr) Finish(*node.wildcard);
     for (const auto& [pending, entry] : pending_defaults_) {
       if (pending != &node) continue;
-      schema_detail::Validator validator(document_, file_, /*strict=*/true, nullptr);
+      schema_detail::Validator validator(document_, file_, /*strict=*/true, nullptr,
+                                         "a default holds only the fields declared below it");
       const YamlNode& value = document_.node(entry->value);
       try {
-        node.default_value = validator.Value(&node, entry->value, node.path,
-                                             value.kind == YamlKind::kNull ? entry->key_position : value.position);
+        node.default_value =
+            validator.Value(&node, entry->value, node.path,
+                            value.kind == YamlKind::kNull && value.text.empty() ? entry->key_position : value.position);
       } catch (const schema_detail::ValidationFailure& failure) {
         ConfigError error = failure.error;
         error.message = "the default does not fit the field: " + error.message;

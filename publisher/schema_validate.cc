@@ -195,7 +195,7 @@ void Validator::UnknownKey(const SchemaNode& schema, const YamlEntry& entry, con
     if (distance < closest_distance) suggestion = "; did you mean \"" + name + "\"?", closest_distance = distance;
   }
   if (strict_) {
-    Fail(entry.key_position, path, "unknown key (not in the schema; --strict rejects unknown keys)" + suggestion);
+    Fail(entry.key_position, path, "unknown key (not in the schema; " + strict_reason_ + ")" + suggestion);
   }
   if (warnings_ != nullptr) {
     warnings_->push_back(ConfigError{Reason::kValidate, file_, entry.key_position.line, entry.key_position.column,
@@ -212,7 +212,8 @@ json Validator::Map(const SchemaNode& schema, const YamlNode* node, const std::s
       const YamlNode& value = document_.node(entry.value);
       // An empty or null value has no useful position of its own (yaml-cpp
       // points at the next token); its key's is the one a user looks for.
-      const SourcePosition value_position = value.kind == YamlKind::kNull ? entry.key_position : value.position;
+      const SourcePosition value_position =
+          value.kind == YamlKind::kNull && value.text.empty() ? entry.key_position : value.position;
       if (const SchemaNode* child = schema.Match(entry.key)) {
         out[entry.key] = Value(child, entry.value, child_path, value_position);
         continue;

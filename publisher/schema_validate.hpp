@@ -26,8 +26,10 @@ struct ValidationFailure {
 class Validator {
  public:
   // warnings may be null when strict (nothing is warned about then).
-  Validator(const YamlDocument& document, const std::string& file, bool strict, std::vector<std::string>* warnings)
-      : document_(document), file_(file), strict_(strict), warnings_(warnings) {}
+  // strict_reason ends the message of an unknown key when strict.
+  Validator(const YamlDocument& document, const std::string& file, bool strict, std::vector<std::string>* warnings,
+            std::string strict_reason = "--strict rejects unknown keys")
+      : document_(document), file_(file), strict_(strict), warnings_(warnings), strict_reason_(std::move(strict_reason)) {}
 
   // schema null = free-form. `where` is the position reported for this value.
   nlohmann::json Value(const SchemaNode* schema, YamlNodeId id, const std::string& path, SourcePosition where);
@@ -45,6 +47,7 @@ class Validator {
   const std::string& file_;
   bool strict_;
   std::vector<std::string>* warnings_;
+  std::string strict_reason_;
 };
 
 // What a field accepts, for messages: "an integer from 0 to 10", "one of
