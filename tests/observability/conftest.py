@@ -11,28 +11,21 @@ Each test starts its own publisher on a unique segment (/dev/shm/confcast-obs-*)
 with --metrics-address 127.0.0.1:<free port>; teardown stops every process
 started and removes the segment, also when the test failed.
 
+This directory is a package (__init__.py) so that this conftest is imported as
+observability.conftest and never shadows tests/python's `conftest` module, which
+its tests import by that name; shared helpers live in obs_support.
+
 Threading: fixtures run on pytest's main thread.
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from obs_support import (MissingBinary, Publisher, binary_from_env, locate_library,  # noqa: E402
-                         remove_segment, unique_segment)
-
-# A valid HolmesGPT config, well under the --max-config-bytes the counter test sets.
-BASE_CONFIG = """\
-llm:
-  model: gpt-4o
-  provider: openai
-  max_retries: 3
-log_level: INFO
-"""
+from .obs_support import (BASE_CONFIG, MissingBinary, Publisher, binary_from_env, locate_library,
+                          remove_segment, unique_segment)
 
 
 def _require(variable: str, what: str) -> str:

@@ -27,6 +27,15 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+# A valid HolmesGPT config, well under the --max-config-bytes the counter test sets.
+BASE_CONFIG = """\
+llm:
+  model: gpt-4o
+  provider: openai
+  max_retries: 3
+log_level: INFO
+"""
+
 # -- binaries ------------------------------------------------------------------
 
 

@@ -9,7 +9,7 @@ import socket
 
 import pytest
 
-from obs_support import free_port
+from .obs_support import free_port
 
 TIMEOUT = 15
 

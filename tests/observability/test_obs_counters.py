@@ -13,8 +13,8 @@ import os
 
 import pytest
 
-from conftest import BASE_CONFIG
-from obs_support import REASONS, FileOpens, Scrape, SegmentReader, close_to, ctl, ctl_status, wait_until, write_atomic
+from .obs_support import (BASE_CONFIG, REASONS, FileOpens, Scrape, SegmentReader, close_to, ctl, ctl_status,
+                          wait_until, write_atomic)
 
 MAX_CONFIG_BYTES = 512
 TIMEOUT = 15

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import signal
 
-from obs_support import ctl, wait_until
+from .obs_support import ctl, wait_until
 
 TIMEOUT = 15
 

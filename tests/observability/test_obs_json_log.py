@@ -9,8 +9,7 @@ import datetime
 import os
 import signal
 
-from conftest import BASE_CONFIG
-from obs_support import Scrape, ctl, wait_until, write_atomic
+from .obs_support import BASE_CONFIG, Scrape, ctl, wait_until, write_atomic
 
 TIMEOUT = 15
 LEVELS = {"trace", "debug", "info", "warning", "error", "critical"}

@@ -10,8 +10,7 @@ import subprocess
 
 import pytest
 
-from conftest import BASE_CONFIG
-from obs_support import REASONS, Scrape, ctl, wait_until, write_atomic
+from .obs_support import BASE_CONFIG, REASONS, Scrape, ctl, wait_until, write_atomic
 
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
 BUCKETS = ["0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1",

@@ -11,11 +11,11 @@ import shutil
 import subprocess
 import urllib.parse
 import urllib.request
+from pathlib import Path
 
 import pytest
 
-from conftest import BASE_CONFIG
-from obs_support import ctl, free_port, wait_until, write_atomic
+from .obs_support import BASE_CONFIG, ctl, free_port, wait_until, write_atomic
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 TIMEOUT = 60  # a cold Prometheus on 2 busy cores takes a few seconds to start
@@ -101,3 +101,12 @@ def test_a_real_prometheus_scrapes_the_reload_counter(prometheus_binary, start_p
         server.wait_value('confcast_config_reload_errors_by_reason_total{reason="parse"}', 0)
     finally:
         server.stop()
+
+
+def test_the_example_scrape_config_is_valid():
+    promtool = shutil.which("promtool") or "/usr/bin/promtool"
+    if not os.access(promtool, os.X_OK):
+        pytest.fail(f"promtool not found at {promtool}: install Debian's prometheus package", pytrace=False)
+    example = Path(__file__).resolve().parents[2] / "deploy" / "prometheus-scrape.yaml"
+    result = subprocess.run([promtool, "check", "config", str(example)], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, f"{result.stdout}{result.stderr}"
