@@ -141,10 +141,12 @@ int Run(const Flags& flags) {
 
   auto started = cp::Metrics::Start(flags.metrics_address, flags.metrics_prefix);
   if (auto* msg = std::get_if<std::string>(&started)) {
+    segment->RemoveIfCreatedAndEmpty();
     cp::LogEvent(spdlog::level::critical, *msg);
     return 1;
   }
   std::unique_ptr<cp::Metrics> metrics = std::move(std::get<0>(started));
+  metrics->SetVersion(segment->version());  // an adopted segment's version, even if the first reload fails
 
   cp::LogEvent(spdlog::level::info, "confcast-publisher starting",
                {{"config", flags.config},

@@ -46,9 +46,6 @@ def test_restart_with_a_new_config_continues_the_versions(start_publisher, confi
     assert status["version"] == 2 and status["reloads"] == 1, status["text"]
 
 
-@pytest.mark.xfail(reason="publisher/main.cc does not seed confcast_config_version from an adopted segment "
-                          "when the first reload is rejected (needs metrics->SetVersion(segment->version()) "
-                          "after Metrics::Start); remove this marker with that fix")
 def test_restart_with_a_bad_config_keeps_the_version_gauge(start_publisher, config_file, ctl_binary, segment):
     stop_cleanly(start_publisher())
     write_atomic(config_file, "llm: [unclosed\n")
