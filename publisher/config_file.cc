@@ -103,7 +103,7 @@ std::variant<FileBytes, ConfigError> ReadConfigFile(const std::string& path, uin
   if (size > max_bytes) return TooLarge(path, size, false, max_bytes);
 
   // Read up to one byte past the limit: the file may have grown since fstat.
-  const uint64_t read_limit = max_bytes + 1;
+  const uint64_t read_limit = max_bytes == UINT64_MAX ? max_bytes : max_bytes + 1;
   FileBytes result;
   result.bytes.resize(static_cast<size_t>(std::min<uint64_t>(size, max_bytes) + 1));
   size_t filled = 0;

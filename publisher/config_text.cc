@@ -8,10 +8,22 @@ namespace confcast::publisher {
 
 TextPositions::TextPositions(std::string_view text) : text_(text) {
   line_starts_.push_back(0);
+  bool ascii = true;
   for (size_t i = 0; i < text.size(); ++i) {
     if (text[i] == '\n' || (text[i] == '\r' && (i + 1 == text.size() || text[i + 1] != '\n'))) {
       line_starts_.push_back(i + 1);
     }
+    if (static_cast<unsigned char>(text[i]) >= 0x80) ascii = false;
+  }
+  if (!ascii) {
+    characters_before_.resize(text.size() + 1);
+    uint32_t count = 0;
+    for (size_t i = 0; i < text.size(); ++i) {
+      characters_before_[i] = count;
+      // Continuation bytes (10xxxxxx) belong to the character before them.
+      if ((static_cast<unsigned char>(text[i]) & 0xC0) != 0x80) ++count;
+    }
+    characters_before_[text.size()] = count;
   }
 }
 
@@ -19,12 +31,11 @@ SourcePosition TextPositions::At(size_t offset) const {
   offset = std::min(offset, text_.size());
   const auto next_line = std::upper_bound(line_starts_.begin(), line_starts_.end(), offset);
   const size_t line_index = static_cast<size_t>(next_line - line_starts_.begin()) - 1;
-  int column = 1;
-  for (size_t i = line_starts_[line_index]; i < offset; ++i) {
-    // Continuation bytes (10xxxxxx) belong to the character before them.
-    if ((static_cast<unsigned char>(text_[i]) & 0xC0) != 0x80) ++column;
-  }
-  return SourcePosition{static_cast<int>(line_index) + 1, column};
+  const size_t line_start = line_starts_[line_index];
+  const size_t characters = characters_before_.empty()
+                                ? offset - line_start
+                                : characters_before_[offset] - characters_before_[line_start];
+  return SourcePosition{static_cast<int>(line_index) + 1, static_cast<int>(characters) + 1};
 }
 
 namespace {

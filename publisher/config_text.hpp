@@ -12,6 +12,7 @@
 #define CONFCAST_PUBLISHER_CONFIG_TEXT_HPP_
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -33,6 +34,10 @@ class TextPositions {
  private:
   std::string_view text_;
   std::vector<size_t> line_starts_;
+  // Characters before each byte offset, kept only when the text is not pure
+  // ASCII (then a column is a plain byte difference). Either way At() is
+  // O(log lines): a long one-line flow list must not make positions quadratic.
+  std::vector<uint32_t> characters_before_;
 };
 
 struct TextProblem {

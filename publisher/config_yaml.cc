@@ -144,6 +144,10 @@ class TreeBuilder : public YAML::EventHandler {
     return document;
   }
 
+  // Where the parser was when yaml-cpp gave up: the open collection, and the
+  // key whose value it was reading, if any.
+  std::string PathAtFailure() const { return CurrentPath(ChildSegmentIfKeyed()); }
+
   SourcePosition PositionOf(const YAML::Mark& mark) const {
     if (mark.is_null() || mark.pos < 0) return {};
     return positions_.At(static_cast<size_t>(mark.pos));
@@ -250,6 +254,10 @@ class TreeBuilder : public YAML::EventHandler {
 
   // The path of the current collection, plus `child` below it unless empty
   // (errors about a key not yet taken have no child segment).
+  std::string ChildSegmentIfKeyed() const {
+    return !frames_.empty() && nodes_[frames_.back().node].kind == YamlKind::kMap ? ChildSegment() : "";
+  }
+
   std::string CurrentPath(const std::string& child) const {
     std::string path;
     for (size_t i = 1; i < frames_.size(); ++i) path = JoinPath(path, frames_[i].segment);
@@ -506,7 +514,7 @@ std::variant<YamlDocument, ConfigError> ParseYamlDocument(std::string_view bytes
   } catch (const ParseAbort& abort) {
     return ParseError(file, abort.position, abort.path, abort.message);
   } catch (const YAML::Exception& error) {
-    return ParseError(file, builder.PositionOf(error.mark), "", "YAML syntax error: " + error.msg);
+    return ParseError(file, builder.PositionOf(error.mark), builder.PathAtFailure(), "YAML syntax error: " + error.msg);
   } catch (const std::exception& error) {
     return ParseError(file, {}, "", std::string("cannot parse: ") + error.what());
   }

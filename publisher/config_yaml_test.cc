@@ -238,6 +238,21 @@ TEST(ConfigYaml, VeryDeepNestingFailsQuicklyWithoutCrashing) {
   EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(20));
 }
 
+TEST(ConfigYaml, ALongOneLineListParsesInLinearTime) {
+  // Positions on one long line once cost O(column) each (minutes for 1 MiB).
+  std::string text = "a: [\xC3\xA9";  // one non-ASCII character up front: columns count characters
+  constexpr int kItems = 300'000;
+  for (int i = 1; i < kItems; ++i) text += ", 1";
+  text += "]\n";
+  const auto started = std::chrono::steady_clock::now();
+  const YamlDocument doc = ParseOk(text);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(20));
+  const YamlNode& list = Value(doc, "a");
+  ASSERT_EQ(list.items.size(), static_cast<size_t>(kItems));
+  EXPECT_EQ(doc.node(list.items.back()).position.line, 1);
+  EXPECT_EQ(doc.node(list.items.back()).position.column, 5 + 3 * (kItems - 1));
+}
+
 TEST(ConfigYaml, TextProblemsAreReportedAtTheirByte) {
   EXPECT_TRUE(IsError(ParseFails("\xEF\xBB\xBF" "a: 1\n"), Reason::kParse, 1, 1, "", "save it as UTF-8 without BOM"));
   EXPECT_TRUE(IsError(ParseFails("a: 1\nb: caf\xC3\xA9 \xFF\n"), Reason::kParse, 2, 9, "", "invalid UTF-8 (byte 0xFF)"));
@@ -254,9 +269,10 @@ TEST(ConfigYaml, TextProblemsAreReportedAtTheirByte) {
 }
 
 TEST(ConfigYaml, SyntaxErrorsCarryYamlCppPosition) {
-  EXPECT_TRUE(IsError(ParseFails("a: [1, 2\nb: 3\n"), Reason::kParse, 2, 2, "", "end of sequence flow not found"));
+  EXPECT_TRUE(IsError(ParseFails("a: [1, 2\nb: 3\n"), Reason::kParse, 2, 2, "a", "end of sequence flow not found"));
   EXPECT_TRUE(IsError(ParseFails("a: b: c\n"), Reason::kParse, 1, 5, "", "YAML syntax error"));
-  EXPECT_TRUE(IsError(ParseFails("a: *nowhere\n"), Reason::kParse, 1, 4, "", "YAML syntax error"));
+  EXPECT_TRUE(IsError(ParseFails("a: *nowhere\n"), Reason::kParse, 1, 4, "a",
+                      "YAML syntax error: the referenced anchor is not defined"));
   EXPECT_TRUE(IsError(ParseFails("a:\n  - 1\n - 2\n"), Reason::kParse, 3, 2, "", "YAML syntax error"));
 }
 

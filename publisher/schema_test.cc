@@ -346,7 +346,7 @@ TEST(CustomSchema, TheDocumentedExamplesLoad) {
 // ---- bad schema files ----------------------------------------------------------
 
 TEST(BadSchema, NotAYamlMap) {
-  EXPECT_TRUE(IsError(BadSchema("fields: [\n"), Reason::kParse, 2, 1, "", "YAML syntax error"));
+  EXPECT_TRUE(IsError(BadSchema("fields: [\n"), Reason::kParse, 2, 1, "fields", "YAML syntax error"));
   EXPECT_TRUE(IsError(BadSchema("- path: a\n  type: int\n"), Reason::kParse, 1, 1, "", "the top level is a list"));
   EXPECT_TRUE(IsError(BadSchema(""), Reason::kParse, 0, 0, "", "the file is empty"));
   EXPECT_TRUE(IsError(BadSchema("fields: []\nfields: []\n"), Reason::kParse, 2, 1, "fields", "duplicate key"));
