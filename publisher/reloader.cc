@@ -83,8 +83,14 @@ ReloadOutcome Reloader::Reload(Trigger trigger) {
                                   std::to_string(segment_.capacity())},
                   file.sha256, started);
   }
-  for (const std::string& warning : valid.warnings) {
-    LogEvent(spdlog::level::warn, warning, {{"file", options_.config_path}});
+  // A file with thousands of unknown keys must not flood the log on every reload.
+  constexpr size_t kMaxWarnings = 20;
+  for (size_t i = 0; i < valid.warnings.size() && i < kMaxWarnings; ++i) {
+    LogEvent(spdlog::level::warn, valid.warnings[i], {{"file", options_.config_path}});
+  }
+  if (valid.warnings.size() > kMaxWarnings) {
+    LogEvent(spdlog::level::warn, std::to_string(valid.warnings.size() - kMaxWarnings) + " more warnings not shown",
+             {{"file", options_.config_path}});
   }
 
   rejected_key_.reset();
