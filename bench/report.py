@@ -48,6 +48,7 @@ OP_TITLES = {
     "pin": "whole-snapshot pin",
     "snapshot_json": "whole-snapshot JSON copy",
 }
+STAGE_ORDER = ["stage/read_hash", "stage/parse_validate", "stage/build", "stage/write", "pipeline", "reload"]
 IMPL_ORDER = ["confcast_key", "confcast_path", "confcast", "c_abi_path",
               "shared_mutex_struct", "shared_mutex_map", "shared_mutex",
               "rwlock_struct", "rwlock_map", "rwlock",
@@ -147,7 +148,10 @@ def read_results(path: str) -> tuple[list[dict], dict]:
         scale = TIME_SCALE[b.get("time_unit", "ns")]
         entry["latency_ns"] = b["real_time"] * scale * threads
         entry["cpu_ns"] = b["cpu_time"] * scale
-        entry["iterations"] = b["iterations"]
+        if b.get("run_type") == "aggregate":
+            entry["repetitions"] = b.get("repetitions", b["iterations"])
+        else:
+            entry["iterations"] = b["iterations"]
         for counter in ("publishes_per_s", "overlapped_publish_per_read", "slot_rewritten_per_read",
                         "overlapped_reads", "slot_rewritten_reads", "json_bytes"):
             if counter in b:
@@ -330,21 +334,24 @@ def table_md(results: dict) -> str:
     lines.append("")
     lines.append("| read | 1 thread | 2 threads |")
     lines.append("| --- | --- | --- |")
-    for r in reads:
-        if r["publish_1ms"] and r["threads"] == 1 and r["op"] != "retry_probe" and "error" not in r:
-            cells = []
-            for t in (1, 2):
-                idle, busy = find(reads, r["op"], r["impl"], t), find(reads, r["op"], r["impl"], t, True)
-                cells.append("-" if not (idle and busy) else
-                             f"{fmt_ns(idle['latency_ns'])} → {fmt_ns(busy['latency_ns'])} "
-                             f"({busy['latency_ns'] / idle['latency_ns']:.2f}x)")
-            lines.append(f"| {r['op']}/{r['impl']} | {cells[0]} | {cells[1]} |")
+    busy_rows = [r for r in reads
+                 if r["publish_1ms"] and r["threads"] == 1 and r["op"] != "retry_probe" and "error" not in r]
+    busy_rows.sort(key=lambda r: (OPS.index(r["op"]) if r["op"] in OPS else 99,
+                                  IMPL_ORDER.index(r["impl"]) if r["impl"] in IMPL_ORDER else 99))
+    for r in busy_rows:
+        cells = []
+        for t in (1, 2):
+            idle, busy = find(reads, r["op"], r["impl"], t), find(reads, r["op"], r["impl"], t, True)
+            cells.append("-" if not (idle and busy) else
+                         f"{fmt_ns(idle['latency_ns'])} → {fmt_ns(busy['latency_ns'])} "
+                         f"({busy['latency_ns'] / idle['latency_ns']:.2f}x)")
+        lines.append(f"| {r['op']}/{r['impl']} | {cells[0]} | {cells[1]} |")
     probes = [r for r in reads if r["op"] == "retry_probe" and r["publish_1ms"] and "error" not in r]
     for p in probes:
-        lines.append(f"\nRetry probe ({p['threads']} thread(s), publishes/s {p.get('publishes_per_s', 0):.0f}): "
-                     f"{p.get('overlapped_reads', 0):.0f} reads overlapped a publish, "
-                     f"{p.get('slot_rewritten_reads', 0):.0f} saw their slot rewritten (the only way to retry) "
-                     f"in {p['iterations']:.0f} reads.")
+        lines.append(f"\nRetry probe, {p['threads']} thread(s), {p.get('publishes_per_s', 0):.0f} publishes/s: "
+                     f"{p.get('overlapped_publish_per_read', 0) * 1e6:.1f} reads per million overlapped a publish, "
+                     f"{p.get('slot_rewritten_per_read', 0) * 1e6:.1f} per million had their slot rewritten "
+                     f"under them (the only way a latch reader retries; an upper bound on retries).")
     if results.get("publish"):
         lines.append("")
         lines.append("#### Publish cost against config size (one publish, µs)")
@@ -354,6 +361,7 @@ def table_md(results: dict) -> str:
         for p in results["publish"]:
             if "error" not in p and p["stage"] not in stages:
                 stages.append(p["stage"])
+        stages.sort(key=lambda st: STAGE_ORDER.index(st) if st in STAGE_ORDER else 99)
         lines.append("| stage | " + " | ".join(size_label(s) for s in sizes) + " |")
         lines.append("| --- |" + " --- |" * len(sizes))
         for st in stages:
@@ -430,14 +438,15 @@ def chart(results: dict, path: str) -> None:
                         cols.append(color(impl))
             title = OP_TITLES[panel]
         elif panel == "publish":
-            for r in reads:
-                if (r["publish_1ms"] and r["op"] == "get_int" and "error" not in r
-                        and not r["impl"].endswith("_struct")):
-                    idle = find(reads, r["op"], r["impl"], r["threads"])
-                    if idle:
-                        labels += [f"{r['impl']} ({r['threads']}t) idle", f"{r['impl']} ({r['threads']}t) publish/1ms"]
-                        values += [idle["latency_ns"], r["latency_ns"]]
-                        cols += [color(r["impl"]), color(r["impl"])]
+            busy = [r for r in reads if r["publish_1ms"] and r["op"] == "get_int" and "error" not in r
+                    and not r["impl"].endswith("_struct")]
+            busy.sort(key=lambda r: (IMPL_ORDER.index(r["impl"]) if r["impl"] in IMPL_ORDER else 99, r["threads"]))
+            for r in busy:
+                idle = find(reads, r["op"], r["impl"], r["threads"])
+                if idle:
+                    labels += [f"{r['impl']} ({r['threads']}t) idle", f"{r['impl']} ({r['threads']}t) publish/1ms"]
+                    values += [idle["latency_ns"], r["latency_ns"]]
+                    cols += [color(r["impl"]), color(r["impl"])]
             title = "int read, idle vs a publish every 1 ms"
         else:
             py = results.get("python")
@@ -468,7 +477,8 @@ def chart(results: dict, path: str) -> None:
         ax.set_xlim(left=min(values + [floor["latency_ns"] if floor else min(values)]) / 2, right=max(values) * 4)
     m = results["machine"]
     fig.suptitle(f"confcast reads vs baselines — {m['cpu_model']}, {m['cores']} cores, {m['date_utc']}\n"
-                 f"dashed: clock_gettime via vDSO; dotted: one atomic load. Load avg before {m['load_average_before']}"
+                 f"dashed: clock_gettime via vDSO; dotted: one atomic load. "
+                 f"Load average before {m['load_average_before']}, after {m['load_average_after']}"
                  + (" — SMOKE RUN" if results.get("smoke") else ""), fontsize=11)
     fig.tight_layout(rect=(0, 0, 1, 0.97))
     fig.savefig(path, dpi=90)
@@ -477,13 +487,23 @@ def chart(results: dict, path: str) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--raw", required=True)
+    ap.add_argument("--raw", help="the raw outputs of a run (read.json, publish.json, propagation.json, python.json)")
+    ap.add_argument("--rerender", metavar="RESULTS_JSON",
+                    help="instead of --raw: re-evaluate the goals and redraw table.md and chart.png "
+                         "from an existing results.json")
     ap.add_argument("--out", required=True)
-    ap.add_argument("--build-dir", required=True)
+    ap.add_argument("--build-dir")
     ap.add_argument("--load-before", default="")
     ap.add_argument("--load-after", default="")
     ap.add_argument("--smoke", action="store_true")
     args = ap.parse_args()
+    if args.rerender:
+        with open(args.rerender) as f:
+            results = json.load(f)
+        results["goals"] = evaluate(results["reads"], results["propagation"], results["python"])
+        return write(results, args.out)
+    if not (args.raw and args.build_dir):
+        ap.error("--raw and --build-dir are required (or --rerender)")
 
     reads, context = read_results(os.path.join(args.raw, "read.json"))
     publish = publish_results(os.path.join(args.raw, "publish.json"))
@@ -503,14 +523,18 @@ def main() -> int:
         "propagation": propagation,
         "python": python,
     }
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "results.json"), "w") as f:
+    return write(results, args.out)
+
+
+def write(results: dict, out: str) -> int:
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "results.json"), "w") as f:
         json.dump(results, f, indent=1)
         f.write("\n")
-    with open(os.path.join(args.out, "table.md"), "w") as f:
+    with open(os.path.join(out, "table.md"), "w") as f:
         f.write(table_md(results))
-    chart(results, os.path.join(args.out, "chart.png"))
-    errors = [r["name"] for r in reads + publish if "error" in r]
+    chart(results, os.path.join(out, "chart.png"))
+    errors = [r["name"] for r in results["reads"] + results["publish"] if "error" in r]
     for g in results["goals"]:
         print(f"{g['status']:4s}  {g['goal']}: {g['measured']} (target {g['target']})")
     if errors:
