@@ -160,6 +160,19 @@ int Run(const Flags& flags) {
                                                              : flags.metrics_address + " (port " +
                                                                    std::to_string(metrics->port()) + ")"}});
 
+  // Watch before the first read, so that a change landing during it is not
+  // missed until the next poll.
+  std::unique_ptr<cp::FileWatcher> watcher;
+  if (!flags.no_watch) {
+    try {
+      watcher = std::make_unique<cp::FileWatcher>(flags.config);
+    } catch (const std::exception& e) {
+      segment->RemoveIfCreatedAndEmpty();
+      cp::LogEvent(spdlog::level::critical, std::string("cannot watch the config: ") + e.what());
+      return 1;
+    }
+  }
+
   cp::Reloader reloader({flags.config, flags.max_config_bytes, flags.strict}, std::move(*schema), *segment, *metrics);
   const cp::ReloadOutcome first = reloader.Reload(cp::Trigger::kStartup);
   if (first.version == 0) {
@@ -168,16 +181,6 @@ int Run(const Flags& flags) {
                  "no valid config to start with and nothing published before: " +
                      (first.error ? first.error->ToString() : std::string("unknown error")));
     return 1;
-  }
-
-  std::unique_ptr<cp::FileWatcher> watcher;
-  if (!flags.no_watch) {
-    try {
-      watcher = std::make_unique<cp::FileWatcher>(flags.config);
-    } catch (const std::exception& e) {
-      cp::LogEvent(spdlog::level::critical, std::string("cannot watch the config: ") + e.what());
-      return 1;
-    }
   }
 
   const int epfd = epoll_create1(EPOLL_CLOEXEC);

@@ -57,19 +57,28 @@ struct SharedMemory {
   static uint64_t Load64(const uint8_t* p) {
     return __atomic_load_n(reinterpret_cast<const uint64_t*>(p), detail::kDataLoadOrder);
   }
-  // Copies [src, src + n) with aligned 64-bit atomic loads.
+  // Copies [src, src + n) with aligned 64-bit atomic loads: a partial first
+  // and last word, and whole words (one load, one store) in between.
   static void CopyOut(const uint8_t* src, char* dst, size_t n) {
     if (n == 0) return;
     const uintptr_t start = reinterpret_cast<uintptr_t>(src);
-    const uintptr_t first = start & ~uintptr_t{7};
+    const uint8_t* word = reinterpret_cast<const uint8_t*>(start & ~uintptr_t{7});
+    size_t skip = static_cast<size_t>(start & 7);
     size_t done = 0;
-    for (uintptr_t w = first; done < n; w += 8) {
-      const uint64_t word = Load64(reinterpret_cast<const uint8_t*>(w));
-      const size_t skip = (w < start) ? static_cast<size_t>(start - w) : 0;
-      size_t take = 8 - skip;
-      if (take > n - done) take = n - done;
-      std::memcpy(dst + done, reinterpret_cast<const char*>(&word) + skip, take);
-      done += take;
+    if (skip != 0) {
+      const uint64_t w = Load64(word);
+      const size_t take = (8 - skip < n) ? 8 - skip : n;
+      std::memcpy(dst, reinterpret_cast<const char*>(&w) + skip, take);
+      done = take;
+      word += 8;
+    }
+    for (; n - done >= 8; done += 8, word += 8) {
+      const uint64_t w = Load64(word);
+      std::memcpy(dst + done, &w, 8);
+    }
+    if (done < n) {
+      const uint64_t w = Load64(word);
+      std::memcpy(dst + done, &w, n - done);
     }
   }
 };

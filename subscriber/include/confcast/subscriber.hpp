@@ -286,8 +286,8 @@ class Snapshot {
   using Read = detail::TypedRead<snapshot::PrivateMemory>;
   using View = snapshot::View<snapshot::PrivateMemory>;
 
-  const uint8_t* Bytes() const { return reinterpret_cast<const uint8_t*>(words_->data()); }
-  View MakeView() const { return View(Bytes(), words_->size() * 8); }
+  const uint8_t* Bytes() const { return reinterpret_cast<const uint8_t*>(words_.get()); }
+  View MakeView() const { return View(Bytes(), n_words_ * 8); }
   template <class Fn>
   int Typed(std::string_view path, Fn&& fn) const noexcept {
     if (empty()) return CONFCAST_ERR_EMPTY;
@@ -306,7 +306,8 @@ class Snapshot {
   uint64_t version_ = 0;
   int64_t published_unix_ns_ = 0;
   uint8_t sha256_[32] = {};
-  std::shared_ptr<const std::vector<uint64_t>> words_;  // the slot's snapshot bytes, 8-aligned
+  std::shared_ptr<const uint64_t[]> words_;  // the slot's snapshot bytes, 8-aligned
+  size_t n_words_ = 0;
 };
 
 class Subscriber {
@@ -324,6 +325,7 @@ class Subscriber {
       size_ = std::exchange(o.size_, 0);
       capacity_ = o.capacity_;
       stride_ = o.stride_;
+      for (uint32_t i = 0; i < layout::kSlotCount; ++i) slots_[i] = o.slots_[i];
       path_cache_ = std::move(o.path_cache_);
     }
     return *this;
@@ -421,11 +423,12 @@ class Subscriber {
   }
   int TryPin(Snapshot* out) const noexcept {
     try {
-      auto words = std::make_shared<std::vector<uint64_t>>();
+      std::unique_ptr<uint64_t[]> words;  // default-initialised: no zero-fill of bytes we overwrite
+      uint64_t allocated = 0;
       for (uint32_t attempt = 0; attempt < kMaxAttempts; ++attempt) {
         const uint64_t active = detail::LoadAcquire(&Header()->active_slot);
         if (active >= layout::kSlotCount) return CONFCAST_ERR_CORRUPT;
-        const layout::SlotHeader* slot = Slot(active);
+        const layout::SlotHeader* slot = slots_[active].header;
         const uint64_t s1 = detail::LoadAcquire(&slot->seq);
         if (s1 & 1) { detail::CpuRelax(); continue; }
         const uint64_t ver = LoadData(&slot->version);
@@ -434,18 +437,22 @@ class Subscriber {
         uint8_t sha[32];
         snapshot::SharedMemory::CopyOut(slot->sha256, reinterpret_cast<char*>(sha), 32);
         const uint64_t n = (size <= capacity_ ? size : 0) / 8 * 8;
-        words->resize(n / 8);
-        if (n) snapshot::SharedMemory::CopyOut(SlotData(active), reinterpret_cast<char*>(words->data()), n);
+        if (n / 8 > allocated) {
+          words.reset(new uint64_t[n / 8]);
+          allocated = n / 8;
+        }
+        if (n) snapshot::SharedMemory::CopyOut(slots_[active].data, reinterpret_cast<char*>(words.get()), n);
         detail::ReadFence();
         if (detail::LoadRelaxed(&slot->seq) != s1) continue;
         if (ver == 0) return CONFCAST_ERR_EMPTY;
         if (size > capacity_ || size % 8 != 0) return CONFCAST_ERR_CORRUPT;
-        snapshot::View<snapshot::PrivateMemory> view(reinterpret_cast<const uint8_t*>(words->data()), n);
+        snapshot::View<snapshot::PrivateMemory> view(reinterpret_cast<const uint8_t*>(words.get()), n);
         if (!view.LoadHeader()) return CONFCAST_ERR_CORRUPT;
         out->version_ = ver;
         out->published_unix_ns_ = published;
         std::memcpy(out->sha256_, sha, 32);
-        out->words_ = std::move(words);
+        out->words_ = std::shared_ptr<const uint64_t[]>(words.release());
+        out->n_words_ = n / 8;
         return CONFCAST_OK;
       }
       return CONFCAST_ERR_CORRUPT;
@@ -521,7 +528,7 @@ class Subscriber {
     for (uint32_t attempt = 0; attempt < kMaxAttempts; ++attempt) {
       const uint64_t active = detail::LoadAcquire(&h->active_slot);
       if (active >= layout::kSlotCount) return CONFCAST_ERR_CORRUPT;
-      const layout::SlotHeader* slot = Slot(active);
+      const layout::SlotHeader* slot = slots_[active].header;
       const uint64_t s1 = detail::LoadAcquire(&slot->seq);
       if (s1 & 1) { detail::CpuRelax(); continue; }
       const uint64_t ver = LoadData(&slot->version);
@@ -622,6 +629,10 @@ class Subscriber {
     out->size_ = size;
     out->capacity_ = capacity;
     out->stride_ = stride;
+    for (uint32_t i = 0; i < layout::kSlotCount; ++i) {
+      out->slots_[i].header = out->Slot(i);
+      out->slots_[i].data = out->SlotData(i);
+    }
     return CONFCAST_OK;
   }
 
@@ -652,11 +663,11 @@ class Subscriber {
     for (uint32_t attempt = 0; attempt < kMaxAttempts; ++attempt) {
       const uint64_t active = detail::LoadAcquire(&Header()->active_slot);
       if (active >= layout::kSlotCount) return CONFCAST_ERR_CORRUPT;
-      const layout::SlotHeader* slot = Slot(active);
+      const layout::SlotHeader* slot = slots_[active].header;
       const uint64_t s1 = detail::LoadAcquire(&slot->seq);
       if (s1 & 1) { detail::CpuRelax(); continue; }
       const uint64_t ver = LoadData(&slot->version);
-      View view(SlotData(active), capacity_);
+      View view(slots_[active].data, capacity_);
       const int rc = ver == 0 ? CONFCAST_ERR_EMPTY : fn(view, ver);
       detail::ReadFence();
       if (detail::LoadRelaxed(&slot->seq) != s1) continue;
@@ -688,7 +699,7 @@ class Subscriber {
     std::atomic<uint64_t>& cell = path_cache_[hash % kPathCacheSlots];
     uint64_t learned = Key::kNoCache;
     const int rc = ReadConsistent(version, [&](View& v, uint64_t ver) -> int {
-      const uint64_t tag = ver & ((uint64_t{1} << Key::kVersionBits) - 1);
+      const uint64_t tag = ver & kVersionTagMask;
       const uint64_t cached = cell.load(std::memory_order_relaxed);
       const uint64_t eoff = (cached & 0xFFFFFF) << 3;
       snapshot::Found f;
@@ -706,44 +717,53 @@ class Subscriber {
     return rc;
   }
 
-  // The hot path: with a warm cache, the entry's place is known for this
-  // version and the read is: active, seq, version, type+value, seq.
+  // The hot path: with a warm cache the entry's place is known for this
+  // version, and the read is: active index, seq, version, entry (hash, type,
+  // value), seq. Anything else (cold cache, new version, a Key last used
+  // with another segment) goes to ResolveKey, kept out of line so that this
+  // stays small enough to inline into the caller.
   template <class Fn>
   int ReadKey(const Key& key, uint64_t* version, Fn&& convert) const noexcept {
     for (uint32_t attempt = 0; attempt < kMaxAttempts; ++attempt) {
       const uint64_t active = detail::LoadAcquire(&Header()->active_slot);
       if (active >= layout::kSlotCount) return CONFCAST_ERR_CORRUPT;
-      const layout::SlotHeader* slot = Slot(active);
-      const uint64_t s1 = detail::LoadAcquire(&slot->seq);
+      const SlotRef& slot = slots_[active];
+      const uint64_t s1 = detail::LoadAcquire(&slot.header->seq);
       if (s1 & 1) { detail::CpuRelax(); continue; }
-      const uint64_t ver = LoadData(&slot->version);
+      const uint64_t ver = LoadData(&slot.header->version);
       const uint64_t cache = key.cache_.load(std::memory_order_relaxed);
-      const uint64_t tag = ver & ((uint64_t{1} << Key::kVersionBits) - 1);
-      uint32_t entry_off = static_cast<uint32_t>((cache & 0xFFFFFF) << 3);
-      View view(SlotData(active), capacity_);
-      const bool warm = (cache >> 24) == tag && view.EntryFits(entry_off) && view.Word(entry_off) == key.hash_;
-      int rc = CONFCAST_OK;
-      snapshot::Found f;
-      if (ver == 0) {
-        rc = CONFCAST_ERR_EMPTY;
-      } else if (warm) {
-        const uint64_t tw = view.Word(entry_off + 16);
-        f.type = static_cast<snapshot::Type>(static_cast<uint32_t>(tw));
-        f.value = view.Word(entry_off + 32);
-      } else {
-        rc = Read::Find(view, key.path_, &f);
-        entry_off = f.entry_off;
+      const uint64_t entry_off = (cache & 0xFFFFFF) << 3;
+      if ((cache >> 24) != (ver & kVersionTagMask) || ver == 0 || entry_off + sizeof(snapshot::Entry) > capacity_) {
+        break;
       }
+      const uint8_t* entry = slot.data + entry_off;
+      const uint64_t hash = snapshot::SharedMemory::Load64(entry);
+      const uint64_t type = snapshot::SharedMemory::Load64(entry + 16);
+      const uint64_t value = snapshot::SharedMemory::Load64(entry + 32);
       detail::ReadFence();
-      if (detail::LoadRelaxed(&slot->seq) != s1) continue;
+      if (detail::LoadRelaxed(&slot.header->seq) != s1) continue;
+      if (hash != key.hash_) break;
       if (version) *version = ver;
-      if (rc != CONFCAST_OK) return rc;
-      if (!warm) {
-        key.cache_.store(Key::Pack(tag, entry_off), std::memory_order_relaxed);
-      }
-      return convert(f.type, f.value);
+      const uint32_t t = static_cast<uint32_t>(type);
+      return t < snapshot::kTypeCount ? convert(static_cast<snapshot::Type>(t), value) : CONFCAST_ERR_CORRUPT;
     }
-    return CONFCAST_ERR_CORRUPT;
+    snapshot::Found f;
+    const int rc = ResolveKey(key, version, &f);
+    return rc == CONFCAST_OK ? convert(f.type, f.value) : rc;
+  }
+
+  // Looks the Key's path up in one consistent read and caches where it is.
+#if defined(__GNUC__)
+  __attribute__((noinline))
+#endif
+  int ResolveKey(const Key& key, uint64_t* version, snapshot::Found* f) const noexcept {
+    uint64_t tag = 0;
+    const int rc = ReadConsistent(version, [&](View& v, uint64_t ver) {
+      tag = ver & kVersionTagMask;
+      return Read::FindHashed(v, key.path_, key.hash_, f);
+    });
+    if (rc == CONFCAST_OK) key.cache_.store(Key::Pack(tag, f->entry_off), std::memory_order_relaxed);
+    return rc;
   }
 
   template <class T>
@@ -774,8 +794,15 @@ class Subscriber {
   }
 
   static constexpr uint32_t kPathCacheSlots = 64;
+  static constexpr uint64_t kVersionTagMask = (uint64_t{1} << Key::kVersionBits) - 1;
+
+  struct SlotRef {
+    const layout::SlotHeader* header = nullptr;
+    const uint8_t* data = nullptr;  // the snapshot bytes after the header
+  };
 
   const uint8_t* base_ = nullptr;
+  SlotRef slots_[layout::kSlotCount];  // computed once at open: no multiply on the hot path
   uint64_t size_ = 0;
   uint64_t capacity_ = 0;
   uint64_t stride_ = 0;
