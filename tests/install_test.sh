@@ -42,6 +42,16 @@ check() {  # check DESCRIPTION COMMAND...
 }
 die() { echo "FAIL: $*" >&2; exit 1; }
 
+# A sanitizer build installs an instrumented libconfcast.so; its consumers
+# must be built the same way to load it.
+SANITIZE=$(sed -n 's/^CONFCAST_SANITIZE:[A-Z]*=//p' "$BUILD/CMakeCache.txt")
+case "$SANITIZE" in
+  "") SAN_FLAGS="" ;;
+  address) SAN_FLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer" ;;
+  thread) SAN_FLAGS="-fsanitize=thread" ;;
+  *) die "unknown CONFCAST_SANITIZE '$SANITIZE' in $BUILD" ;;
+esac
+
 # --- build what is installed, then install ---------------------------------
 cmake --build "$BUILD" -j2 --target confcast-publisher confcastctl confcast >"$WORK/build.log" 2>&1 ||
   { tail -n 40 "$WORK/build.log" >&2; die "building the install targets"; }
@@ -85,7 +95,8 @@ fi
 # --- an outside project: find_package(confcast) ----------------------------
 WORKER_BUILD="$WORK/cpp-worker-build"
 if cmake -S "$SOURCE/examples/cpp-worker" -B "$WORKER_BUILD" -DCMAKE_PREFIX_PATH="$PREFIX" \
-      -DCMAKE_BUILD_TYPE=Release >"$WORK/worker-configure.log" 2>&1; then
+      -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_FLAGS="$SAN_FLAGS" -DCMAKE_CXX_FLAGS="$SAN_FLAGS" \
+      -DCMAKE_EXE_LINKER_FLAGS="$SAN_FLAGS" >"$WORK/worker-configure.log" 2>&1; then
   pass "examples/cpp-worker configures against the prefix"
 else
   cat "$WORK/worker-configure.log" >&2
@@ -108,7 +119,7 @@ check "confcast.pc's prefix is the install prefix ($pc_prefix)" test "$(realpath
 pc_flags=$(pkg-config --cflags --libs confcast)
 C_WORKER="$WORK/c-worker"
 # shellcheck disable=SC2086  # the flags are words
-if cc -std=c11 -Wall -Wextra -Werror "$SOURCE/examples/cpp-worker/c_worker.c" $pc_flags \
+if cc -std=c11 -Wall -Wextra -Werror $SAN_FLAGS "$SOURCE/examples/cpp-worker/c_worker.c" $pc_flags \
       -Wl,-rpath,"$PREFIX/lib" -o "$C_WORKER" 2>"$WORK/c-worker.log"; then
   pass "c_worker.c builds with pkg-config confcast ($pc_flags)"
 else
