@@ -294,6 +294,24 @@ TEST(SnapshotBuilder, UnicodeStringsAndKeysAreStoredAsUtf8Bytes) {
   EXPECT_EQ(json::parse(r.WholeJson()), config);
 }
 
+// YAML has .inf and .nan (an unknown key may carry them); JSON has neither.
+// The typed value keeps them; the JSON stays valid JSON (they become null).
+TEST(SnapshotBuilder, NonFiniteDoublesKeepTheirTypedValueAndTheJsonStaysValid) {
+  const json config = {{"inf", std::numeric_limits<double>::infinity()},
+                       {"ninf", -std::numeric_limits<double>::infinity()},
+                       {"nan", std::numeric_limits<double>::quiet_NaN()}};
+  const BuiltSnapshot s = MustBuild(config);
+  Reader r(s);
+  ASSERT_TRUE(r.header_ok());
+  EXPECT_EQ(r.Double("inf"), std::numeric_limits<double>::infinity());
+  EXPECT_EQ(r.Double("ninf"), -std::numeric_limits<double>::infinity());
+  EXPECT_TRUE(std::isnan(r.Double("nan")));
+  EXPECT_EQ(r.Json("inf"), "null");
+  const json parsed = json::parse(r.WholeJson(), nullptr, false);
+  ASSERT_FALSE(parsed.is_discarded()) << r.WholeJson();
+  EXPECT_TRUE(parsed["nan"].is_null());
+}
+
 TEST(SnapshotBuilder, EmptyStringMapAndList) {
   const json config = {{"empty_string", ""}, {"empty_map", json::object()}, {"empty_list", json::array()}};
   const BuiltSnapshot s = MustBuild(config);
