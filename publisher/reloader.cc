@@ -104,13 +104,15 @@ ReloadOutcome Reloader::Reload(Trigger trigger) {
     return {ReloadOutcome::Kind::kAdopted, version, std::nullopt};
   }
 
+  // Counters first, then the version: a reader that waits for the new
+  // version and then reads the status never sees the old counters.
   const int64_t now_ns = RealtimeNs();
-  const uint64_t version = segment_.Publish(snap.words.data(), snap.words.size(), file.sha256, now_ns);
-  const double duration = MonotonicSeconds() - started;
   layout::Stats& stats = segment_.stats();
   stats.reload_total++;
   stats.last_reload_unix_ns = now_ns;
   segment_.WriteStats();
+  const uint64_t version = segment_.Publish(snap.words.data(), snap.words.size(), file.sha256, now_ns);
+  const double duration = MonotonicSeconds() - started;
   metrics_.OnPublish(version, static_cast<double>(now_ns) * 1e-9, duration);
   published_sha256_ = file.sha256;
   LogChanges(version, file.sha256_hex, trigger, valid.config);
