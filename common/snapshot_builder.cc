@@ -167,7 +167,14 @@ class Builder {
 std::variant<BuiltSnapshot, std::string> BuildSnapshot(const nlohmann::json& config) {
   if (!config.is_object()) return std::string("the config must be a map");
   Builder b;
-  b.Walk(config, "");
+  try {
+    b.Walk(config, "");
+  } catch (const nlohmann::json::exception& e) {
+    // A string that is not UTF-8 cannot become JSON. The YAML layer rejects
+    // such bytes in the file, but yaml-cpp itself produces one for the
+    // escape "\N" (it emits the raw byte 0x85, not U+0085 in UTF-8).
+    return std::string("a value cannot be published as JSON: ") + e.what();
+  }
   return b.Finish();
 }
 

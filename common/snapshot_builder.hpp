@@ -21,9 +21,10 @@ struct BuiltSnapshot {
   uint64_t size_bytes() const { return words.size() * 8; }
 };
 
-// Lays out `config` (a JSON object). Fails, with a message, only if two nodes
-// have the same dotted path (e.g. key "a.b" next to a: {b: ...}) or the
-// result would not fit the format's 32-bit offsets. Capacity is checked by the caller.
+// Lays out `config` (a JSON object). Fails, with a message, if two nodes
+// have the same dotted path (e.g. key "a.b" next to a: {b: ...}), a string is
+// not valid UTF-8, or the result would not fit the format's 32-bit offsets.
+// Never throws for any input. Capacity is checked by the caller.
 std::variant<BuiltSnapshot, std::string> BuildSnapshot(const nlohmann::json& config);
 
 }  // namespace confcast::snapshot

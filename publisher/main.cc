@@ -29,6 +29,7 @@
 #include "reloader.hpp"
 #include "schema.hpp"
 #include "segment_writer.hpp"
+#include "snapshot_builder.hpp"
 
 namespace cp = confcast::publisher;
 
@@ -87,6 +88,20 @@ int RunCheck(const Flags& flags, const cp::Schema& schema) {
   auto parsed = cp::ParseAndValidate(std::get<cp::FileBytes>(read).bytes, flags.config, schema, flags.strict);
   if (auto* err = std::get_if<cp::ConfigError>(&parsed)) {
     std::cout << err->ToString() << "\n";
+    return 1;
+  }
+  // The same last steps as a publish: the layout, and whether it fits --capacity.
+  auto built = confcast::snapshot::BuildSnapshot(std::get<cp::ValidatedConfig>(parsed).config);
+  if (auto* msg = std::get_if<std::string>(&built)) {
+    std::cout << cp::ConfigError{cp::Reason::kValidate, flags.config, 0, 0, "", *msg}.ToString() << "\n";
+    return 1;
+  }
+  if (const uint64_t need = std::get<confcast::snapshot::BuiltSnapshot>(built).size_bytes(); need > flags.capacity) {
+    std::cout << cp::ConfigError{cp::Reason::kTooLarge, flags.config, 0, 0, "",
+                                 "the validated config needs " + std::to_string(need) +
+                                     " bytes of snapshot, more than --capacity " + std::to_string(flags.capacity)}
+                     .ToString()
+              << "\n";
     return 1;
   }
   for (const std::string& w : std::get<cp::ValidatedConfig>(parsed).warnings) std::cout << "warning: " << w << "\n";

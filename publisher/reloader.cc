@@ -51,6 +51,16 @@ Reloader::Reloader(Options options, Schema schema, SegmentWriter& segment, Metri
 
 ReloadOutcome Reloader::Reload(Trigger trigger) {
   const double started = MonotonicSeconds();
+  try {
+    return ReloadOrThrow(trigger, started);
+  } catch (const std::exception& e) {
+    return Reject(ConfigError{Reason::kParse, options_.config_path, 0, 0, "",
+                              std::string("internal error while loading the config: ") + e.what()},
+                  Sha256(std::string("internal\n") + e.what()), started);
+  }
+}
+
+ReloadOutcome Reloader::ReloadOrThrow(Trigger trigger, double started) {
   auto read = ReadConfigFile(options_.config_path, options_.max_config_bytes);
   if (auto* err = std::get_if<ConfigError>(&read)) {
     // No content to hash: an unreadable file is "the same bad content" as long

@@ -49,9 +49,12 @@ class Reloader {
   };
   Reloader(Options options, Schema schema, SegmentWriter& segment, Metrics& metrics);
 
+  // Never throws: anything unexpected while handling one version rejects
+  // that version (the last good one stays), it never stops the publisher.
   ReloadOutcome Reload(Trigger trigger);
 
  private:
+  ReloadOutcome ReloadOrThrow(Trigger trigger, double started);
   ReloadOutcome Reject(const ConfigError& error, const std::array<unsigned char, 32>& content_key,
                        double started_seconds);
   void LogChanges(uint64_t version, const std::string& sha256_hex, Trigger trigger, const nlohmann::json& next);
