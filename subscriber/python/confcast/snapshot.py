@@ -72,7 +72,10 @@ class Snapshot(dict):
     nested maps are MappingProxyType and lists are tuples.
     """
 
-    __slots__ = ("_paths", "version", "sha256")
+    # ``get`` is a slot holding the path index's own bound ``dict.get``: a
+    # slot is a data descriptor, so it wins over dict.get, and
+    # ``snap.get("llm.model", default)`` runs at C speed with no Python frame.
+    __slots__ = ("_paths", "version", "sha256", "get")
 
     def __init__(self, config: Mapping[str, Any], version: int, sha256: str) -> None:
         paths: dict[str, Any] = {}
@@ -81,13 +84,11 @@ class Snapshot(dict):
         object.__setattr__(self, "_paths", paths)
         object.__setattr__(self, "version", int(version))
         object.__setattr__(self, "sha256", sha256)
+        # get(path, default=None): the value at a dotted path (``llm.model``, ``a.list.0``).
+        object.__setattr__(self, "get", paths.get)
 
     def __missing__(self, key: str) -> Any:
         raise KeyNotFound(f"no key {key!r} in config version {self.version}", path=key)
-
-    def get(self, path: str, default: Any = None) -> Any:
-        """The value at a dotted path (``llm.model``, ``a.list.0``), or ``default`` if there is none."""
-        return self._paths.get(path, default)
 
     def require(self, path: str) -> Any:
         """The value at a dotted path; ``KeyNotFound`` if there is none."""
