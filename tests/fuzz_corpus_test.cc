@@ -91,4 +91,30 @@ TEST(FuzzCorpus, SegmentHarnessReadsRealSnapshots) {
   EXPECT_GE(built, 5u);
 }
 
+// Fuzz finding (config_fuzzer, 2026-11-28): yaml-cpp decodes the YAML
+// escapes \N and \_ (U+0085, U+00A0) to the raw bytes 0x85 and 0xA0, which
+// are not UTF-8, and the snapshot builder threw on them (a bad config took
+// the publisher down). Whatever the fix, the builder must not throw, and a
+// value it publishes must be valid UTF-8. Input: corpus/config/regress-yaml-nel-escape-invalid-utf8.
+TEST(FuzzRegression, LatinEscapesNeverThrowAndNeverPublishInvalidUtf8) {
+  namespace cp = confcast::publisher;
+  const std::pair<const char*, const char*> cases[] = {
+      {"\\N", "\xC2\x85"}, {"\\_", "\xC2\xA0"}, {"\\L", "\xE2\x80\xA8"}, {"\\P", "\xE2\x80\xA9"}};
+  for (const auto& [escape, utf8] : cases) {
+    SCOPED_TRACE(escape);
+    const std::string text = std::string("llm:\n  model: \"a") + escape + "\"\n";
+    auto parsed = cp::ParseAndValidate(text, "regress.yaml", cp::Schema::HolmesGpt(), false);
+    if (auto* error = std::get_if<cp::ConfigError>(&parsed)) {
+      EXPECT_FALSE(error->message.empty());  // rejected cleanly: acceptable
+      continue;
+    }
+    const nlohmann::json& config = std::get<cp::ValidatedConfig>(parsed).config;
+    std::variant<confcast::snapshot::BuiltSnapshot, std::string> built;
+    ASSERT_NO_THROW(built = confcast::snapshot::BuildSnapshot(config));
+    if (std::holds_alternative<std::string>(built)) continue;  // rejected cleanly
+    EXPECT_EQ(config["llm"]["model"].get<std::string>(), std::string("a") + utf8)
+        << "a published value must be the escape's character in UTF-8";
+  }
+}
+
 }  // namespace
