@@ -70,8 +70,9 @@ std::variant<std::unique_ptr<SegmentWriter>, SegmentWriter::Failure> SegmentWrit
   auto resolved = Resolve(options.segment);
   if (auto* err = std::get_if<std::string>(&resolved)) return Failure{OpenError::kOther, *err};
   const Target target = std::get<Target>(resolved);
-  if (options.capacity < 64 || options.capacity > layout::kMaxSlotCapacity) {
-    return Failure{OpenError::kOther, "--capacity must be between 64 bytes and " +
+  if (options.capacity < layout::kMinSlotCapacity || options.capacity > layout::kMaxSlotCapacity) {
+    return Failure{OpenError::kOther, "--capacity must be between " + std::to_string(layout::kMinSlotCapacity) +
+                                          " bytes and " +
                                           std::to_string(layout::kMaxSlotCapacity) + " bytes"};
   }
   const uint64_t capacity = (options.capacity + 7) & ~uint64_t{7};

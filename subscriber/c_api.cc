@@ -16,6 +16,18 @@ struct confcast_subscriber {
 namespace confcast {
 struct SubscriberAccess {
   static confcast_subscriber* New() noexcept { return new (std::nothrow) confcast_subscriber{Subscriber(Subscriber::Unopened{})}; }
+  template <class T>
+  static int Get(const confcast_subscriber* s, const char* path, T* out, uint64_t* version) noexcept {
+    return s->sub.GetCPath(path, out, version);
+  }
+  static int GetString(const confcast_subscriber* s, const char* path, char* buf, size_t cap, size_t* len,
+                       uint64_t* version) noexcept {
+    return s->sub.GetStringCPath(path, buf, cap, len, version);
+  }
+  static int GetJson(const confcast_subscriber* s, const char* path, char* buf, size_t cap, size_t* len,
+                     uint64_t* version) noexcept {
+    return s->sub.GetJsonCPath(path, buf, cap, len, version);
+  }
 };
 }  // namespace confcast
 
@@ -41,18 +53,18 @@ uint64_t confcast_version(const confcast_subscriber* sub) { return sub ? sub->su
 
 int confcast_get_int(confcast_subscriber* sub, const char* path, int64_t* out, uint64_t* version) {
   if (!sub || !path || !out) return CONFCAST_ERR_INVALID;
-  return sub->sub.Get(std::string_view(path), out, version);
+  return confcast::SubscriberAccess::Get(sub, path, out, version);
 }
 
 int confcast_get_double(confcast_subscriber* sub, const char* path, double* out, uint64_t* version) {
   if (!sub || !path || !out) return CONFCAST_ERR_INVALID;
-  return sub->sub.Get(std::string_view(path), out, version);
+  return confcast::SubscriberAccess::Get(sub, path, out, version);
 }
 
 int confcast_get_bool(confcast_subscriber* sub, const char* path, int* out, uint64_t* version) {
   if (!sub || !path || !out) return CONFCAST_ERR_INVALID;
   bool value = false;
-  const int rc = sub->sub.Get(std::string_view(path), &value, version);
+  const int rc = confcast::SubscriberAccess::Get(sub, path, &value, version);
   if (rc == CONFCAST_OK) *out = value ? 1 : 0;
   return rc;
 }
@@ -60,13 +72,13 @@ int confcast_get_bool(confcast_subscriber* sub, const char* path, int* out, uint
 int confcast_get_string(confcast_subscriber* sub, const char* path, char* buf, size_t cap, size_t* len,
                         uint64_t* version) {
   if (!sub || !path || !len || (cap > 0 && !buf)) return CONFCAST_ERR_INVALID;
-  return sub->sub.GetString(std::string_view(path), buf, cap, len, version);
+  return confcast::SubscriberAccess::GetString(sub, path, buf, cap, len, version);
 }
 
 int confcast_get_json(confcast_subscriber* sub, const char* path, char* buf, size_t cap, size_t* len,
                       uint64_t* version) {
   if (!sub || !path || !len || (cap > 0 && !buf)) return CONFCAST_ERR_INVALID;
-  return sub->sub.GetJson(std::string_view(path), buf, cap, len, version);
+  return confcast::SubscriberAccess::GetJson(sub, path, buf, cap, len, version);
 }
 
 int confcast_snapshot_json(confcast_subscriber* sub, char* buf, size_t cap, size_t* len, uint64_t* version) {

@@ -780,6 +780,93 @@ TEST(Subscriber, ByPathReadsFollowMovesAndSharedCacheCells) {
   }
 }
 
+// The C ABI remembers where the path at a given address was found. A caller
+// that reuses one buffer for many paths must always get the value of the
+// path the buffer holds now: shorter, longer, a prefix, an extension, one
+// byte changed, missing, and lengths that are a whole number of words (the
+// NUL then lies in the next word).
+TEST(Subscriber, CAbiPathsInAReusedBufferAreComparedEveryRead) {
+  const std::vector<std::string> paths = {"a",         "ab",        "abc.defg",         "abc.defgh",
+                                          "abcdefg.",  "abcdefg.h", "sixteen.bytes.xx", "sixteen.bytes.xy",
+                                          "sixteen.bytes.x", "a.path.that.is.longer.than.thirty.two.bytes"};
+  const std::vector<std::string> missing = {"abc.def", "abc.defghi", "sixteen.bytes.xxx", "sixteen.bytes.",
+                                            "a.path.that.is.longer.than.thirty.two.byte"};
+  json config = json::object();
+  for (size_t i = 0; i < paths.size(); ++i) config[paths[i]] = static_cast<int64_t>(100 + i);
+  PublishedSegment seg;
+  ASSERT_EQ(seg.Publish(config), 1u);
+  Handle h = OpenC(seg.segment());
+  char buf[64];
+  std::mt19937_64 rng(7);
+  for (int round = 0; round < 2000; ++round) {
+    const bool want_missing = rng() % 4 == 0;
+    const size_t i = want_missing ? rng() % missing.size() : rng() % paths.size();
+    const std::string& path = want_missing ? missing[i] : paths[i];
+    std::memset(buf, 'x', sizeof(buf));  // the bytes after the NUL are never part of the path
+    std::memcpy(buf, path.c_str(), path.size() + 1);
+    int64_t got = -1;
+    const int rc = confcast_get_int(h.get(), buf, &got, nullptr);
+    if (want_missing) {
+      ASSERT_EQ(rc, CONFCAST_ERR_NOT_FOUND) << "'" << path << "' round " << round;
+    } else {
+      ASSERT_EQ(rc, CONFCAST_OK) << "'" << path << "' round " << round;
+      ASSERT_EQ(got, static_cast<int64_t>(100 + i)) << "'" << path << "' round " << round;
+    }
+  }
+}
+
+// A path whose last word would reach into the next page is read without
+// touching that page (here: not mapped at all), whatever its length.
+TEST(Subscriber, CAbiPathAtTheEndOfAPageNeverReadsPastIt) {
+  const std::vector<std::string> paths = {"k", "key.abc", "key.abcd", "key.abcdefghijk", "key.abcdefghijkl"};
+  json config = json::object();
+  for (size_t i = 0; i < paths.size(); ++i) config[paths[i]] = static_cast<int64_t>(i);
+  PublishedSegment seg;
+  seg.Publish(config);
+  Handle h = OpenC(seg.segment());
+  const long page = sysconf(_SC_PAGESIZE);
+  auto* area = static_cast<char*>(mmap(nullptr, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  ASSERT_NE(area, MAP_FAILED);
+  ASSERT_EQ(mprotect(area + page, page, PROT_NONE), 0);  // a read past the first page faults
+  for (size_t i = 0; i < paths.size(); ++i) {
+    for (size_t slack = 0; slack < 10; ++slack) {  // NUL at the page's last byte, then 1..9 bytes earlier
+      char* s = area + page - (paths[i].size() + 1) - slack;
+      std::memcpy(s, paths[i].c_str(), paths[i].size() + 1);
+      for (int rep = 0; rep < 3; ++rep) {  // the first read learns the place, the next ones use it
+        int64_t got = -1;
+        ASSERT_EQ(confcast_get_int(h.get(), s, &got, nullptr), CONFCAST_OK) << paths[i] << " slack " << slack;
+        ASSERT_EQ(got, static_cast<int64_t>(i));
+      }
+    }
+  }
+  munmap(area, 2 * page);
+}
+
+// Two threads read different paths through the same buffer address slots
+// (the address cache is shared by all threads of a handle) and each always
+// gets its own path's value.
+TEST(Subscriber, CAbiAddressCacheSharedByThreadsNeverMixesPaths) {
+  PublishedSegment seg;
+  json config = json::object();
+  for (int i = 0; i < 64; ++i) config["k" + std::to_string(i)] = i;
+  seg.Publish(config);
+  Handle h = OpenC(seg.segment());
+  std::atomic<int> wrong{0};
+  auto reader = [&](int parity) {
+    char buf[16];
+    for (int round = 0; round < 20000; ++round) {
+      const int i = (round * 2 + parity) % 64;
+      std::snprintf(buf, sizeof(buf), "k%d", i);
+      int64_t got = -1;
+      if (confcast_get_int(h.get(), buf, &got, nullptr) != CONFCAST_OK || got != i) wrong.fetch_add(1);
+    }
+  };
+  std::thread t0(reader, 0), t1(reader, 1);
+  t0.join();
+  t1.join();
+  EXPECT_EQ(wrong.load(), 0);
+}
+
 TEST(Subscriber, OneKeyServesTwoSegments) {
   PublishedSegment first, second;
   // Same version numbers and the same layout in both, different values:

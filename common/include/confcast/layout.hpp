@@ -79,6 +79,9 @@ inline constexpr uint32_t kHeaderSize = 4096;
 inline constexpr uint32_t kLastErrorBytes = 256;  // matches confcast_info.last_error
 inline constexpr uint32_t kReasonCount = 4;       // io, too_large, parse, validate
 inline constexpr uint64_t kMaxSlotCapacity = 128ull << 20;  // offsets/8 fit the 24 bits of a key cache
+inline constexpr uint64_t kMinSlotCapacity = 64;            // a snapshot header and one entry fit
+static_assert(kMinSlotCapacity >= sizeof(snapshot::SnapshotHeader) + sizeof(snapshot::Entry),
+              "the smallest slot holds the root entry");
 
 enum Reason : uint32_t { kReasonIo = 0, kReasonTooLarge = 1, kReasonParse = 2, kReasonValidate = 3 };
 

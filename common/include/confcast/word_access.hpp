@@ -24,6 +24,15 @@
 #endif
 #endif
 
+// Branch hints for the read paths: retry and cache-miss branches are taken
+// about once per publish, and laying them out of line keeps a warm read a
+// straight run of instructions.
+#if defined(__GNUC__) || defined(__clang__)
+#define CONFCAST_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#else
+#define CONFCAST_UNLIKELY(x) (x)
+#endif
+
 namespace confcast::detail {
 
 #ifdef CONFCAST_TSAN

@@ -106,15 +106,21 @@ class Key {
 
  private:
   friend class Subscriber;
-  // The last place this path was found: the version (low 40 bits) in the
-  // high bits, the entry's offset / 8 in the low 24. A reader trusts it only
-  // if the version matches and the entry there carries this path's hash, so
-  // one Key can serve several subscribers and threads without coordination.
+  // The last place this path was found: (version << 24) + entry offset / 8,
+  // modulo 2^64. For the version a reader sees, cache - (version << 24) is
+  // the entry's index (offset / 8) exactly when the cache was filled in that
+  // version (mod 2^40), and some huge number otherwise; one compare against
+  // the slot's last entry index tests both "same version" and "in bounds".
+  // A reader then still checks that the entry there carries this path's hash,
+  // so one Key can serve several subscribers and threads without coordination.
+  // (Version 0, "empty", is never cached; neither is kNoCache a valid index.)
   static constexpr uint64_t kNoCache = ~uint64_t{0};
-  static constexpr uint64_t kVersionBits = 40;
-  static uint64_t Pack(uint64_t version_tag, uint32_t entry_off) {
-    return (version_tag << 24) | (entry_off >> 3);
+  static constexpr uint64_t Pack(uint64_t version, uint32_t entry_off) {
+    return (version << 24) + (entry_off >> 3);
   }
+  // The entry index the cache names in this version, or a number larger than
+  // any slot's last index.
+  static constexpr uint64_t CachedIndex(uint64_t cache, uint64_t version) { return cache - (version << 24); }
   std::string path_;
   uint64_t hash_;
   mutable std::atomic<uint64_t> cache_{kNoCache};
@@ -196,6 +202,14 @@ struct TypedRead {
   }
 };
 
+inline void HexSha256(const uint8_t sha[32], char* out) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (int i = 0; i < 32; ++i) {
+    out[2 * i] = kHex[sha[i] >> 4];
+    out[2 * i + 1] = kHex[sha[i] & 15];
+  }
+}
+
 inline void CpuRelax() {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_ia32_pause();
@@ -217,12 +231,8 @@ class Snapshot {
   uint64_t version() const noexcept { return version_; }
   int64_t published_unix_ns() const noexcept { return published_unix_ns_; }
   std::string sha256_hex() const {
-    static const char* kHex = "0123456789abcdef";
     std::string s(64, '0');
-    for (int i = 0; i < 32; ++i) {
-      s[2 * i] = kHex[sha256_[i] >> 4];
-      s[2 * i + 1] = kHex[sha256_[i] & 15];
-    }
+    detail::HexSha256(sha256_, s.data());
     return s;
   }
   bool empty() const noexcept { return version_ == 0; }
@@ -325,8 +335,10 @@ class Subscriber {
       size_ = std::exchange(o.size_, 0);
       capacity_ = o.capacity_;
       stride_ = o.stride_;
-      for (uint32_t i = 0; i < layout::kSlotCount; ++i) slots_[i] = o.slots_[i];
+      for (uint32_t i = 0; i < layout::kSlotCount; ++i) slot_headers_[i] = o.slot_headers_[i];
+      last_entry_index_ = o.last_entry_index_;
       path_cache_ = std::move(o.path_cache_);
+      site_cache_ = std::exchange(o.site_cache_, nullptr);
     }
     return *this;
   }
@@ -390,11 +402,13 @@ class Subscriber {
   // Copies a string value into buf (rules of confcast_get_string).
   int GetString(std::string_view path, char* buf, size_t cap, size_t* len,
                 uint64_t* version = nullptr) const noexcept {
-    return ReadPath(path, version, [&](View& v, const snapshot::Found& f) { return Read::String(v, f, buf, cap, len); });
+    return ReadPath(path, version, nullptr,
+                    [&](View& v, const snapshot::Found& f) { return Read::String(v, f, buf, cap, len); });
   }
   int GetJson(std::string_view path, char* buf, size_t cap, size_t* len,
               uint64_t* version = nullptr) const noexcept {
-    return ReadPath(path, version, [&](View& v, const snapshot::Found& f) { return Read::Json(v, f, buf, cap, len); });
+    return ReadPath(path, version, nullptr,
+                    [&](View& v, const snapshot::Found& f) { return Read::Json(v, f, buf, cap, len); });
   }
   int SnapshotJson(char* buf, size_t cap, size_t* len, uint64_t* version = nullptr) const noexcept {
     return ReadConsistent(version, [&](View& v, uint64_t) { return Read::WholeJson(v, buf, cap, len); });
@@ -422,43 +436,39 @@ class Subscriber {
     return s;
   }
   int TryPin(Snapshot* out) const noexcept {
-    try {
-      std::unique_ptr<uint64_t[]> words;  // default-initialised: no zero-fill of bytes we overwrite
-      uint64_t allocated = 0;
-      for (uint32_t attempt = 0; attempt < kMaxAttempts; ++attempt) {
-        const uint64_t active = detail::LoadAcquire(&Header()->active_slot);
-        if (active >= layout::kSlotCount) return CONFCAST_ERR_CORRUPT;
-        const layout::SlotHeader* slot = slots_[active].header;
-        const uint64_t s1 = detail::LoadAcquire(&slot->seq);
-        if (s1 & 1) { detail::CpuRelax(); continue; }
-        const uint64_t ver = LoadData(&slot->version);
-        const uint64_t size = LoadData(&slot->data_size);
-        const int64_t published = static_cast<int64_t>(LoadData(&slot->published_unix_ns));
-        uint8_t sha[32];
-        snapshot::SharedMemory::CopyOut(slot->sha256, reinterpret_cast<char*>(sha), 32);
-        const uint64_t n = (size <= capacity_ ? size : 0) / 8 * 8;
-        if (n / 8 > allocated) {
-          words.reset(new uint64_t[n / 8]);
-          allocated = n / 8;
-        }
-        if (n) snapshot::SharedMemory::CopyOut(slots_[active].data, reinterpret_cast<char*>(words.get()), n);
-        detail::ReadFence();
-        if (detail::LoadRelaxed(&slot->seq) != s1) continue;
-        if (ver == 0) return CONFCAST_ERR_EMPTY;
-        if (size > capacity_ || size % 8 != 0) return CONFCAST_ERR_CORRUPT;
-        snapshot::View<snapshot::PrivateMemory> view(reinterpret_cast<const uint8_t*>(words.get()), n);
-        if (!view.LoadHeader()) return CONFCAST_ERR_CORRUPT;
-        out->version_ = ver;
-        out->published_unix_ns_ = published;
-        std::memcpy(out->sha256_, sha, 32);
-        out->words_ = std::shared_ptr<const uint64_t[]>(words.release());
-        out->n_words_ = n / 8;
-        return CONFCAST_OK;
+    std::unique_ptr<uint64_t[]> words;  // default-initialised: no zero-fill of bytes we overwrite
+    uint64_t allocated = 0, n = 0;
+    int64_t published = 0;
+    uint8_t sha[32];
+    const int rc = ReadSection(nullptr, [&](const layout::SlotHeader* slot, uint64_t ver) -> int {
+      const uint64_t size = LoadData(&slot->data_size);
+      published = static_cast<int64_t>(LoadData(&slot->published_unix_ns));
+      snapshot::SharedMemory::CopyOut(slot->sha256, reinterpret_cast<char*>(sha), 32);
+      if (ver == 0) return CONFCAST_ERR_EMPTY;
+      if (size > capacity_ || size % 8 != 0) return CONFCAST_ERR_CORRUPT;
+      n = size;
+      if (n / 8 > allocated) {
+        words.reset(new (std::nothrow) uint64_t[n / 8]);
+        if (!words) return CONFCAST_ERR_SYSTEM;
+        allocated = n / 8;
       }
-      return CONFCAST_ERR_CORRUPT;
+      snapshot::SharedMemory::CopyOut(SlotBytes(slot), reinterpret_cast<char*>(words.get()), n);
+      out->version_ = ver;
+      return CONFCAST_OK;
+    });
+    if (rc != CONFCAST_OK) return rc;
+    snapshot::View<snapshot::PrivateMemory> view(reinterpret_cast<const uint8_t*>(words.get()), n);
+    if (!view.LoadHeader()) return CONFCAST_ERR_CORRUPT;
+    try {
+      out->words_ = std::shared_ptr<const uint64_t[]>(words.release());
     } catch (...) {
+      out->version_ = 0;
       return CONFCAST_ERR_SYSTEM;
     }
+    out->published_unix_ns_ = published;
+    std::memcpy(out->sha256_, sha, 32);
+    out->n_words_ = n / 8;
+    return CONFCAST_OK;
   }
 
   // Blocks in the kernel until version() > after_version (at once if it
@@ -509,60 +519,39 @@ class Subscriber {
     out->heartbeat_unix_ns = detail::LoadAcquire(&h->heartbeat_unix_ns);
     out->publisher_pid = detail::LoadAcquire(&h->publisher_pid);
     layout::Stats stats;
-    bool stats_ok = false;
-    for (uint32_t attempt = 0; attempt < kMaxAttempts && !stats_ok; ++attempt) {
-      const uint64_t s1 = detail::LoadAcquire(&h->stats_seq);
-      const layout::Stats* copy = &h->stats[s1 & 1];
-      snapshot::SharedMemory::CopyOut(reinterpret_cast<const uint8_t*>(copy), reinterpret_cast<char*>(&stats),
-                                      sizeof(stats));
-      detail::ReadFence();
-      stats_ok = detail::LoadRelaxed(&h->stats_seq) == s1;
+    if (!ReadStats([&](const layout::Stats* copy) {
+          snapshot::SharedMemory::CopyOut(reinterpret_cast<const uint8_t*>(copy), reinterpret_cast<char*>(&stats),
+                                          sizeof(stats));
+        })) {
+      return CONFCAST_ERR_CORRUPT;
     }
-    if (!stats_ok) return CONFCAST_ERR_CORRUPT;
     out->reload_total = stats.reload_total;
     out->reload_errors_total = stats.reload_errors_total;
     const uint32_t elen = stats.last_error_len < layout::kLastErrorBytes ? stats.last_error_len
                                                                           : layout::kLastErrorBytes - 1;
     std::memcpy(out->last_error, stats.last_error, elen);
     out->last_error[elen] = '\0';
-    for (uint32_t attempt = 0; attempt < kMaxAttempts; ++attempt) {
-      const uint64_t active = detail::LoadAcquire(&h->active_slot);
-      if (active >= layout::kSlotCount) return CONFCAST_ERR_CORRUPT;
-      const layout::SlotHeader* slot = slots_[active].header;
-      const uint64_t s1 = detail::LoadAcquire(&slot->seq);
-      if (s1 & 1) { detail::CpuRelax(); continue; }
-      const uint64_t ver = LoadData(&slot->version);
-      const int64_t published = static_cast<int64_t>(LoadData(&slot->published_unix_ns));
-      uint8_t sha[32];
+    int64_t published = 0;
+    uint8_t sha[32];
+    const int rc = ReadSection(&out->version, [&](const layout::SlotHeader* slot, uint64_t) -> int {
+      published = static_cast<int64_t>(LoadData(&slot->published_unix_ns));
       snapshot::SharedMemory::CopyOut(slot->sha256, reinterpret_cast<char*>(sha), 32);
-      detail::ReadFence();
-      if (detail::LoadRelaxed(&slot->seq) != s1) continue;
-      out->version = ver;
-      out->published_unix_ns = ver ? published : 0;
-      if (ver) {
-        static const char* kHex = "0123456789abcdef";
-        for (int i = 0; i < 32; ++i) {
-          out->sha256_hex[2 * i] = kHex[sha[i] >> 4];
-          out->sha256_hex[2 * i + 1] = kHex[sha[i] & 15];
-        }
-        out->sha256_hex[64] = '\0';
-      }
       return CONFCAST_OK;
+    });
+    if (rc != CONFCAST_OK) return rc;
+    if (out->version != 0) {
+      out->published_unix_ns = published;
+      detail::HexSha256(sha, out->sha256_hex);
     }
-    return CONFCAST_ERR_CORRUPT;
+    return CONFCAST_OK;
   }
 
   // Per-reason rejection counters from the segment (index: layout::Reason).
   int ErrorsByReason(uint64_t out[layout::kReasonCount]) const noexcept {
-    const layout::SegmentHeader* h = Header();
-    for (uint32_t attempt = 0; attempt < kMaxAttempts; ++attempt) {
-      const uint64_t s1 = detail::LoadAcquire(&h->stats_seq);
-      const layout::Stats* copy = &h->stats[s1 & 1];
+    const bool ok = ReadStats([&](const layout::Stats* copy) {
       for (uint32_t i = 0; i < layout::kReasonCount; ++i) out[i] = LoadData(&copy->errors_by_reason[i]);
-      detail::ReadFence();
-      if (detail::LoadRelaxed(&h->stats_seq) == s1) return CONFCAST_OK;
-    }
-    return CONFCAST_ERR_CORRUPT;
+    });
+    return ok ? CONFCAST_OK : CONFCAST_ERR_CORRUPT;
   }
 
   uint64_t slot_capacity() const noexcept { return capacity_; }
@@ -577,6 +566,23 @@ class Subscriber {
   struct Unopened {};
   explicit Subscriber(Unopened) noexcept {}
   friend struct SubscriberAccess;
+
+  // What the C ABI calls: reads by NUL-terminated path (see ReadCPath).
+  int GetCPath(const char* path, int64_t* out, uint64_t* version) const noexcept {
+    return ReadTypedCPath(path, version, [&](snapshot::Type t, uint64_t v) { return Read::AsInt(t, v, out); });
+  }
+  int GetCPath(const char* path, double* out, uint64_t* version) const noexcept {
+    return ReadTypedCPath(path, version, [&](snapshot::Type t, uint64_t v) { return Read::AsDouble(t, v, out); });
+  }
+  int GetCPath(const char* path, bool* out, uint64_t* version) const noexcept {
+    return ReadTypedCPath(path, version, [&](snapshot::Type t, uint64_t v) { return Read::AsBool(t, v, out); });
+  }
+  int GetStringCPath(const char* path, char* buf, size_t cap, size_t* len, uint64_t* version) const noexcept {
+    return ReadCPath(path, version, [&](View& v, const snapshot::Found& f) { return Read::String(v, f, buf, cap, len); });
+  }
+  int GetJsonCPath(const char* path, char* buf, size_t cap, size_t* len, uint64_t* version) const noexcept {
+    return ReadCPath(path, version, [&](View& v, const snapshot::Found& f) { return Read::Json(v, f, buf, cap, len); });
+  }
 
   static int ErrnoStatus(int err) {
     switch (err) {
@@ -610,7 +616,7 @@ class Subscriber {
       capacity = h->slot_capacity;
       stride = h->slot_stride;
       if (h->slot_count != layout::kSlotCount || h->slot_header_size != sizeof(layout::SlotHeader) ||
-          capacity == 0 || capacity > layout::kMaxSlotCapacity || capacity % 8 != 0 ||
+          capacity < layout::kMinSlotCapacity || capacity > layout::kMaxSlotCapacity || capacity % 8 != 0 ||
           stride != layout::SlotStride(capacity) || size != layout::SegmentSize(capacity) ||
           size > static_cast<uint64_t>(st.st_size)) {
         rc = CONFCAST_ERR_CORRUPT;
@@ -618,9 +624,10 @@ class Subscriber {
     }
     munmap(head, layout::kHeaderSize);
     if (rc != CONFCAST_OK) return rc;
-    std::unique_ptr<std::atomic<uint64_t>[]> cache(new (std::nothrow) std::atomic<uint64_t>[kPathCacheSlots]);
+    constexpr uint32_t kCacheSlots = kPathCacheSlots + kSiteCacheSlots;
+    std::unique_ptr<std::atomic<uint64_t>[]> cache(new (std::nothrow) std::atomic<uint64_t>[kCacheSlots]);
     if (!cache) return CONFCAST_ERR_SYSTEM;
-    for (uint32_t i = 0; i < kPathCacheSlots; ++i) cache[i].store(Key::kNoCache, std::memory_order_relaxed);
+    for (uint32_t i = 0; i < kCacheSlots; ++i) cache[i].store(Key::kNoCache, std::memory_order_relaxed);
     void* base = mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
     if (base == MAP_FAILED) return CONFCAST_ERR_SYSTEM;
     out->Unmap();
@@ -629,10 +636,9 @@ class Subscriber {
     out->size_ = size;
     out->capacity_ = capacity;
     out->stride_ = stride;
-    for (uint32_t i = 0; i < layout::kSlotCount; ++i) {
-      out->slots_[i].header = out->Slot(i);
-      out->slots_[i].data = out->SlotData(i);
-    }
+    for (uint32_t i = 0; i < layout::kSlotCount; ++i) out->slot_headers_[i] = out->Slot(i);
+    out->last_entry_index_ = capacity / 8 - snapshot::kEntryWords;
+    out->site_cache_ = out->path_cache_.get() + kPathCacheSlots;
     return CONFCAST_OK;
   }
 
@@ -656,31 +662,66 @@ class Subscriber {
     return static_cast<T>(__atomic_load_n(p, detail::kDataLoadOrder));
   }
 
-  // One seqlock read of the active slot. fn(View&) runs on bytes that may be
-  // changing; its result only counts once the sequence re-check passes.
-  template <class Fn>
-  int ReadConsistent(uint64_t* version, Fn&& fn) const noexcept {
+  // One seqlock read section over the active slot: body(slot, version) runs
+  // on bytes the publisher may be rewriting, and its result only counts once
+  // the slot's sequence was even before and is unchanged after (Boehm: the
+  // data loads are relaxed atomics, then an acquire fence, then the re-check).
+  // The latch means the active slot is only rewritten after a later publish
+  // made it inactive, so a retry is rare and never waits for a writer.
+  template <class Body>
+  int ReadSection(uint64_t* version, Body&& body) const noexcept {
     for (uint32_t attempt = 0; attempt < kMaxAttempts; ++attempt) {
       const uint64_t active = detail::LoadAcquire(&Header()->active_slot);
-      if (active >= layout::kSlotCount) return CONFCAST_ERR_CORRUPT;
-      const layout::SlotHeader* slot = slots_[active].header;
+      if (CONFCAST_UNLIKELY(active >= layout::kSlotCount)) return CONFCAST_ERR_CORRUPT;
+      const layout::SlotHeader* slot = slot_headers_[active];
       const uint64_t s1 = detail::LoadAcquire(&slot->seq);
-      if (s1 & 1) { detail::CpuRelax(); continue; }
+      if (CONFCAST_UNLIKELY(s1 & 1)) {
+        detail::CpuRelax();
+        continue;
+      }
       const uint64_t ver = LoadData(&slot->version);
-      View view(slots_[active].data, capacity_);
-      const int rc = ver == 0 ? CONFCAST_ERR_EMPTY : fn(view, ver);
+      const int rc = body(slot, ver);
       detail::ReadFence();
-      if (detail::LoadRelaxed(&slot->seq) != s1) continue;
+      if (CONFCAST_UNLIKELY(detail::LoadRelaxed(&slot->seq) != s1)) continue;
       if (version) *version = ver;
       return rc;
     }
     return CONFCAST_ERR_CORRUPT;
   }
+  static const uint8_t* SlotBytes(const layout::SlotHeader* slot) noexcept {
+    return reinterpret_cast<const uint8_t*>(slot) + sizeof(layout::SlotHeader);
+  }
 
+  // One read of the stats latch (seqcount_latch: the writer flips stats_seq
+  // around each of the two copies, a reader takes copy seq & 1).
+  template <class Copy>
+  bool ReadStats(Copy&& copy) const noexcept {
+    const layout::SegmentHeader* h = Header();
+    for (uint32_t attempt = 0; attempt < kMaxAttempts; ++attempt) {
+      const uint64_t s1 = detail::LoadAcquire(&h->stats_seq);
+      copy(&h->stats[s1 & 1]);
+      detail::ReadFence();
+      if (detail::LoadRelaxed(&h->stats_seq) == s1) return true;
+    }
+    return false;
+  }
+
+  // A section over a published version's snapshot: fn(view, version).
+  template <class Fn>
+  int ReadConsistent(uint64_t* version, Fn&& fn) const noexcept {
+    return ReadSection(version, [&](const layout::SlotHeader* slot, uint64_t ver) -> int {
+      if (ver == 0) return CONFCAST_ERR_EMPTY;
+      View view(SlotBytes(slot), capacity_);
+      return fn(view, ver);
+    });
+  }
+
+  // Typed values are converted after the section, so that a read that is
+  // retried or fails never leaves a torn value in the caller's *out.
   template <class Fn>
   int ReadTyped(std::string_view path, uint64_t* version, Fn&& convert) const noexcept {
     snapshot::Found found;
-    const int rc = ReadPath(path, version, [&](View&, const snapshot::Found& f) {
+    const int rc = ReadPath(path, version, nullptr, [&](View&, const snapshot::Found& f) {
       found = f;
       return CONFCAST_OK;
     });
@@ -689,32 +730,106 @@ class Subscriber {
 
   // Looks `path` up in one consistent read and runs use(view, found) on it.
   // A by-path read first tries the place this path was found last time
-  // (a small per-handle cache keyed by the path's hash and the version,
-  // checked against the entry's hash and path bytes), so the steady state
-  // skips the hash-table probe; a miss falls back to the full lookup.
+  // (a small per-handle cache keyed by the path's hash, checked against the
+  // entry's hash and path bytes), so the steady state skips the hash-table
+  // probe; a miss falls back to the full lookup. *place (if given) receives
+  // Key::Pack(version, entry) of what was found.
   template <class Use>
-  int ReadPath(std::string_view path, uint64_t* version, Use&& use) const noexcept {
+  int ReadPath(std::string_view path, uint64_t* version, uint64_t* place, Use&& use) const noexcept {
     if (path.size() > snapshot::kMaxPathBytes) return CONFCAST_ERR_NOT_FOUND;
     const uint64_t hash = snapshot::PathHash(path.data(), path.size());
     std::atomic<uint64_t>& cell = path_cache_[hash % kPathCacheSlots];
-    uint64_t learned = Key::kNoCache;
+    uint64_t found_at = Key::kNoCache;
+    bool learned = false;
     const int rc = ReadConsistent(version, [&](View& v, uint64_t ver) -> int {
-      const uint64_t tag = ver & kVersionTagMask;
-      const uint64_t cached = cell.load(std::memory_order_relaxed);
-      const uint64_t eoff = (cached & 0xFFFFFF) << 3;
+      const uint64_t index = Key::CachedIndex(cell.load(std::memory_order_relaxed), ver);
       snapshot::Found f;
-      learned = Key::kNoCache;
-      if ((cached >> 24) == tag && v.EntryFits(eoff) && v.Word(eoff) == hash) {
-        const auto st = v.Match(eoff, path.data(), path.size(), &f);
-        if (st == snapshot::LookupStatus::kFound) return use(v, f);
+      learned = false;
+      if (index <= last_entry_index_ && v.Word(index * 8) == hash) {
+        const auto st = v.Match(index * 8, path.data(), path.size(), &f);
         if (st == snapshot::LookupStatus::kCorrupt) return CONFCAST_ERR_CORRUPT;
+        if (st == snapshot::LookupStatus::kFound) {
+          found_at = Key::Pack(ver, f.entry_off);
+          return use(v, f);
+        }
       }
       if (int r = Read::FindHashed(v, path, hash, &f); r != CONFCAST_OK) return r;
-      learned = Key::Pack(tag, f.entry_off);
+      found_at = Key::Pack(ver, f.entry_off);
+      learned = true;
       return use(v, f);
     });
-    if (learned != Key::kNoCache && rc != CONFCAST_ERR_CORRUPT) cell.store(learned, std::memory_order_relaxed);
+    if (rc == CONFCAST_ERR_CORRUPT) return rc;
+    if (learned) cell.store(found_at, std::memory_order_relaxed);
+    if (place) *place = found_at;
     return rc;
+  }
+
+  // The C ABI's by-path read: `path` is NUL-terminated and, in a C or ctypes
+  // caller, usually a literal or an interned object whose address is stable.
+  // So a second cache, keyed by the string's address, remembers where the
+  // path was found: the steady state needs no strlen and no hash, only the
+  // comparison of the caller's bytes with the entry's path (which every read
+  // still makes, so a reused buffer holding another path simply misses).
+  // Any miss takes ReadPath.
+  template <class Use>
+  int ReadCPath(const char* path, uint64_t* version, Use&& use) const noexcept {
+    std::atomic<uint64_t>& cell = site_cache_[SiteIndex(path)];
+    const int rc = ReadSection(version, [&](const layout::SlotHeader* slot, uint64_t ver) -> int {
+      const uint64_t index = Key::CachedIndex(cell.load(std::memory_order_relaxed), ver);
+      if (CONFCAST_UNLIKELY(index > last_entry_index_)) return kCacheMiss;
+      View view(SlotBytes(slot), capacity_);
+      if (CONFCAST_UNLIKELY(!view.IsCString(index * 8, path))) return kCacheMiss;
+      snapshot::Found f;
+      if (!view.EntryAt(index * 8, &f)) return CONFCAST_ERR_CORRUPT;
+      return use(view, f);
+    });
+    if (!CONFCAST_UNLIKELY(rc == kCacheMiss)) return rc;
+    return ResolveCPath(path, version, cell, use);
+  }
+  // Out of line, so that the steady state above needs no stack frame to speak of.
+  template <class Use>
+#if defined(__GNUC__)
+  __attribute__((noinline))
+#endif
+  int ResolveCPath(const char* path, uint64_t* version, std::atomic<uint64_t>& cell, Use&& use) const noexcept {
+    uint64_t place = Key::kNoCache;
+    const int rc = ReadPath(std::string_view(path, strnlen(path, snapshot::kMaxPathBytes + 1)), version, &place, use);
+    if (place != Key::kNoCache) cell.store(place, std::memory_order_relaxed);
+    return rc;
+  }
+  // ReadCPath for a typed value: the same steps, with the type and value
+  // carried out of the section in registers.
+  template <class Fn>
+  int ReadTypedCPath(const char* path, uint64_t* version, Fn&& convert) const noexcept {
+    std::atomic<uint64_t>& cell = site_cache_[SiteIndex(path)];
+    uint64_t type = 0, value = 0;
+    const int rc = ReadSection(version, [&](const layout::SlotHeader* slot, uint64_t ver) -> int {
+      const uint64_t index = Key::CachedIndex(cell.load(std::memory_order_relaxed), ver);
+      if (CONFCAST_UNLIKELY(index > last_entry_index_)) return kCacheMiss;
+      const View view(SlotBytes(slot), capacity_);
+      if (CONFCAST_UNLIKELY(!view.IsCString(index * 8, path))) return kCacheMiss;
+      type = view.Word(index * 8 + offsetof(snapshot::Entry, type));
+      value = view.Word(index * 8 + offsetof(snapshot::Entry, value));
+      return CONFCAST_OK;
+    });
+    if (!CONFCAST_UNLIKELY(rc != CONFCAST_OK)) return ConvertEntry(type, value, convert);
+    if (rc != kCacheMiss) return rc;
+    snapshot::Found found;
+    const int resolved = ResolveCPath(path, version, cell, [&](View&, const snapshot::Found& f) {
+      found = f;
+      return CONFCAST_OK;
+    });
+    return resolved == CONFCAST_OK ? convert(found.type, found.value) : resolved;
+  }
+  // Converts an entry's type word (json_len in its high half) and value.
+  template <class Fn>
+  static int ConvertEntry(uint64_t type_word, uint64_t value, Fn&& convert) noexcept {
+    const uint32_t t = static_cast<uint32_t>(type_word);
+    const int rc = convert(static_cast<snapshot::Type>(t), value);
+    return rc == CONFCAST_OK || t < snapshot::kTypeCount ? rc : CONFCAST_ERR_CORRUPT;
+  }
+  static uint32_t SiteIndex(const char* path) noexcept {
+    return static_cast<uint32_t>((reinterpret_cast<uintptr_t>(path) * 0x9E3779B97F4A7C15ull) >> 58);
   }
 
   // The hot path: with a warm cache the entry's place is known for this
@@ -724,32 +839,21 @@ class Subscriber {
   // stays small enough to inline into the caller.
   template <class Fn>
   int ReadKey(const Key& key, uint64_t* version, Fn&& convert) const noexcept {
-    for (uint32_t attempt = 0; attempt < kMaxAttempts; ++attempt) {
-      const uint64_t active = detail::LoadAcquire(&Header()->active_slot);
-      if (active >= layout::kSlotCount) return CONFCAST_ERR_CORRUPT;
-      const SlotRef& slot = slots_[active];
-      const uint64_t s1 = detail::LoadAcquire(&slot.header->seq);
-      if (s1 & 1) { detail::CpuRelax(); continue; }
-      const uint64_t ver = LoadData(&slot.header->version);
-      const uint64_t cache = key.cache_.load(std::memory_order_relaxed);
-      const uint64_t entry_off = (cache & 0xFFFFFF) << 3;
-      if ((cache >> 24) != (ver & kVersionTagMask) || ver == 0 || entry_off + sizeof(snapshot::Entry) > capacity_) {
-        break;
-      }
-      const uint8_t* entry = slot.data + entry_off;
-      const uint64_t hash = snapshot::SharedMemory::Load64(entry);
-      const uint64_t type = snapshot::SharedMemory::Load64(entry + 16);
-      const uint64_t value = snapshot::SharedMemory::Load64(entry + 32);
-      detail::ReadFence();
-      if (detail::LoadRelaxed(&slot.header->seq) != s1) continue;
-      if (hash != key.hash_) break;
-      if (version) *version = ver;
-      const uint32_t t = static_cast<uint32_t>(type);
-      return t < snapshot::kTypeCount ? convert(static_cast<snapshot::Type>(t), value) : CONFCAST_ERR_CORRUPT;
-    }
+    uint64_t type = 0, value = 0;
+    const int rc = ReadSection(version, [&](const layout::SlotHeader* slot, uint64_t ver) -> int {
+      const uint64_t index = Key::CachedIndex(key.cache_.load(std::memory_order_relaxed), ver);
+      if (CONFCAST_UNLIKELY(index > last_entry_index_)) return kCacheMiss;
+      const uint8_t* entry = SlotBytes(slot) + index * 8;
+      if (CONFCAST_UNLIKELY(snapshot::SharedMemory::Load64(entry) != key.hash_)) return kCacheMiss;
+      type = snapshot::SharedMemory::Load64(entry + offsetof(snapshot::Entry, type));
+      value = snapshot::SharedMemory::Load64(entry + offsetof(snapshot::Entry, value));
+      return CONFCAST_OK;
+    });
+    if (!CONFCAST_UNLIKELY(rc != CONFCAST_OK)) return ConvertEntry(type, value, convert);
+    if (rc != kCacheMiss) return rc;
     snapshot::Found f;
-    const int rc = ResolveKey(key, version, &f);
-    return rc == CONFCAST_OK ? convert(f.type, f.value) : rc;
+    const int resolved = ResolveKey(key, version, &f);
+    return resolved == CONFCAST_OK ? convert(f.type, f.value) : resolved;
   }
 
   // Looks the Key's path up in one consistent read and caches where it is.
@@ -757,12 +861,13 @@ class Subscriber {
   __attribute__((noinline))
 #endif
   int ResolveKey(const Key& key, uint64_t* version, snapshot::Found* f) const noexcept {
-    uint64_t tag = 0;
-    const int rc = ReadConsistent(version, [&](View& v, uint64_t ver) {
-      tag = ver & kVersionTagMask;
-      return Read::FindHashed(v, key.path_, key.hash_, f);
+    uint64_t place = Key::kNoCache;
+    const int rc = ReadConsistent(version, [&](View& v, uint64_t ver) -> int {
+      const int r = Read::FindHashed(v, key.path_, key.hash_, f);
+      place = Key::Pack(ver, f->entry_off);
+      return r;
     });
-    if (rc == CONFCAST_OK) key.cache_.store(Key::Pack(tag, f->entry_off), std::memory_order_relaxed);
+    if (rc == CONFCAST_OK) key.cache_.store(place, std::memory_order_relaxed);
     return rc;
   }
 
@@ -793,20 +898,26 @@ class Subscriber {
     }
   }
 
-  static constexpr uint32_t kPathCacheSlots = 64;
-  static constexpr uint64_t kVersionTagMask = (uint64_t{1} << Key::kVersionBits) - 1;
-
-  struct SlotRef {
-    const layout::SlotHeader* header = nullptr;
-    const uint8_t* data = nullptr;  // the snapshot bytes after the header
-  };
+  static constexpr uint32_t kPathCacheSlots = 64;  // by path hash (ReadPath)
+  static constexpr uint32_t kSiteCacheSlots = 64;  // by string address (ReadCPath); SiteIndex() makes 6 bits
+  // An internal result of a read section: the cached place did not hold the
+  // path. Positive, so it never collides with a CONFCAST_* status.
+  static constexpr int kCacheMiss = 1;
+  // The last index (offset / 8) at which a whole Entry fits a slot: also
+  // below 2^24, the range of a cached index (see Key).
+  static_assert(layout::kMaxSlotCapacity / 8 - snapshot::kEntryWords < (uint64_t{1} << 24),
+                "a cached entry index has 24 bits");
 
   const uint8_t* base_ = nullptr;
-  SlotRef slots_[layout::kSlotCount];  // computed once at open: no multiply on the hot path
+  const layout::SlotHeader* slot_headers_[layout::kSlotCount] = {};  // computed once at open
+  uint64_t last_entry_index_ = 0;  // capacity_ / 8 - kEntryWords
   uint64_t size_ = 0;
   uint64_t capacity_ = 0;
   uint64_t stride_ = 0;
-  std::unique_ptr<std::atomic<uint64_t>[]> path_cache_;  // see ReadPath()
+  // Caches of where paths were found: [0, kPathCacheSlots) by path hash,
+  // then kSiteCacheSlots by string address. Hints only: every use re-checks.
+  std::unique_ptr<std::atomic<uint64_t>[]> path_cache_;
+  std::atomic<uint64_t>* site_cache_ = nullptr;  // into path_cache_
 };
 
 }  // namespace confcast
