@@ -332,6 +332,7 @@ class Subscriber {
     if (this != &o) {
       Unmap();
       base_ = std::exchange(o.base_, nullptr);
+      owns_mapping_ = o.owns_mapping_;
       size_ = std::exchange(o.size_, 0);
       capacity_ = o.capacity_;
       stride_ = o.stride_;
@@ -565,7 +566,8 @@ class Subscriber {
 
   struct Unopened {};
   explicit Subscriber(Unopened) noexcept {}
-  friend struct SubscriberAccess;
+  friend struct SubscriberAccess;      // the C ABI (c_api.cc)
+  friend struct SubscriberTestAccess;  // tests: AttachUnowned
 
   // What the C ABI calls: reads by NUL-terminated path (see ReadCPath).
   int GetCPath(const char* path, int64_t* out, uint64_t* version) const noexcept {
@@ -593,6 +595,30 @@ class Subscriber {
     }
   }
 
+  struct Geometry {
+    uint64_t size, capacity, stride;
+  };
+
+  // Checks the header of a segment whose file has file_size bytes.
+  static int VerifyHeader(const layout::SegmentHeader* h, uint64_t file_size, Geometry* g) noexcept {
+    const uint64_t magic = detail::LoadAcquire(&h->magic);
+    if (magic == 0) return CONFCAST_ERR_NO_SEGMENT;  // the publisher has not finished creating it
+    if (magic != layout::kMagic) return CONFCAST_ERR_CORRUPT;
+    if (h->layout_version != layout::kLayoutVersion || h->layout_signature != layout::Signature()) {
+      return CONFCAST_ERR_INCOMPATIBLE;
+    }
+    g->size = h->segment_size;
+    g->capacity = h->slot_capacity;
+    g->stride = h->slot_stride;
+    if (h->slot_count != layout::kSlotCount || h->slot_header_size != sizeof(layout::SlotHeader) ||
+        g->capacity < layout::kMinSlotCapacity || g->capacity > layout::kMaxSlotCapacity || g->capacity % 8 != 0 ||
+        g->stride != layout::SlotStride(g->capacity) || g->size != layout::SegmentSize(g->capacity) ||
+        g->size > file_size) {
+      return CONFCAST_ERR_CORRUPT;
+    }
+    return CONFCAST_OK;
+  }
+
   static int MapVerified(int fd, Subscriber* out) {
     struct stat st;
     if (fstat(fd, &st) != 0) return CONFCAST_ERR_SYSTEM;
@@ -601,49 +627,49 @@ class Subscriber {
     if (static_cast<uint64_t>(st.st_size) < layout::kHeaderSize) return CONFCAST_ERR_CORRUPT;
     void* head = mmap(nullptr, layout::kHeaderSize, PROT_READ, MAP_SHARED, fd, 0);
     if (head == MAP_FAILED) return CONFCAST_ERR_SYSTEM;
-    const auto* h = static_cast<const layout::SegmentHeader*>(head);
-    const uint64_t magic = detail::LoadAcquire(&h->magic);
-    int rc = CONFCAST_OK;
-    uint64_t size = 0, capacity = 0, stride = 0;
-    if (magic == 0) {
-      rc = CONFCAST_ERR_NO_SEGMENT;  // the publisher has not finished creating it
-    } else if (magic != layout::kMagic) {
-      rc = CONFCAST_ERR_CORRUPT;
-    } else if (h->layout_version != layout::kLayoutVersion || h->layout_signature != layout::Signature()) {
-      rc = CONFCAST_ERR_INCOMPATIBLE;
-    } else {
-      size = h->segment_size;
-      capacity = h->slot_capacity;
-      stride = h->slot_stride;
-      if (h->slot_count != layout::kSlotCount || h->slot_header_size != sizeof(layout::SlotHeader) ||
-          capacity < layout::kMinSlotCapacity || capacity > layout::kMaxSlotCapacity || capacity % 8 != 0 ||
-          stride != layout::SlotStride(capacity) || size != layout::SegmentSize(capacity) ||
-          size > static_cast<uint64_t>(st.st_size)) {
-        rc = CONFCAST_ERR_CORRUPT;
-      }
-    }
+    Geometry g{};
+    const int rc = VerifyHeader(static_cast<const layout::SegmentHeader*>(head), static_cast<uint64_t>(st.st_size), &g);
     munmap(head, layout::kHeaderSize);
     if (rc != CONFCAST_OK) return rc;
+    void* base = mmap(nullptr, g.size, PROT_READ, MAP_SHARED, fd, 0);
+    if (base == MAP_FAILED) return CONFCAST_ERR_SYSTEM;
+    const int adopted = Adopt(static_cast<const uint8_t*>(base), g, /*owned=*/true, out);
+    if (adopted != CONFCAST_OK) munmap(base, g.size);
+    return adopted;
+  }
+
+  // Reads a segment through memory this handle does not own (so never
+  // unmaps): the publisher's own mapping, for a ThreadSanitizer test that
+  // needs readers and the writer on the same addresses.
+  static int AttachUnowned(const uint8_t* base, uint64_t size, Subscriber* out) noexcept {
+    if (size < layout::kHeaderSize) return CONFCAST_ERR_CORRUPT;
+    Geometry g{};
+    if (int rc = VerifyHeader(reinterpret_cast<const layout::SegmentHeader*>(base), size, &g); rc != CONFCAST_OK) {
+      return rc;
+    }
+    return Adopt(base, g, /*owned=*/false, out);
+  }
+
+  static int Adopt(const uint8_t* base, const Geometry& g, bool owned, Subscriber* out) noexcept {
     constexpr uint32_t kCacheSlots = kPathCacheSlots + kSiteCacheSlots;
     std::unique_ptr<std::atomic<uint64_t>[]> cache(new (std::nothrow) std::atomic<uint64_t>[kCacheSlots]);
     if (!cache) return CONFCAST_ERR_SYSTEM;
     for (uint32_t i = 0; i < kCacheSlots; ++i) cache[i].store(Key::kNoCache, std::memory_order_relaxed);
-    void* base = mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
-    if (base == MAP_FAILED) return CONFCAST_ERR_SYSTEM;
     out->Unmap();
     out->path_cache_ = std::move(cache);
-    out->base_ = static_cast<const uint8_t*>(base);
-    out->size_ = size;
-    out->capacity_ = capacity;
-    out->stride_ = stride;
+    out->base_ = base;
+    out->owns_mapping_ = owned;
+    out->size_ = g.size;
+    out->capacity_ = g.capacity;
+    out->stride_ = g.stride;
     for (uint32_t i = 0; i < layout::kSlotCount; ++i) out->slot_headers_[i] = out->Slot(i);
-    out->last_entry_index_ = capacity / 8 - snapshot::kEntryWords;
+    out->last_entry_index_ = g.capacity / 8 - snapshot::kEntryWords;
     out->site_cache_ = out->path_cache_.get() + kPathCacheSlots;
     return CONFCAST_OK;
   }
 
   void Unmap() noexcept {
-    if (base_) munmap(const_cast<uint8_t*>(base_), size_);
+    if (base_ && owns_mapping_) munmap(const_cast<uint8_t*>(base_), size_);
     base_ = nullptr;
     size_ = 0;
   }
@@ -653,9 +679,6 @@ class Subscriber {
   }
   const layout::SlotHeader* Slot(uint64_t i) const noexcept {
     return reinterpret_cast<const layout::SlotHeader*>(base_ + layout::kHeaderSize + i * stride_);
-  }
-  const uint8_t* SlotData(uint64_t i) const noexcept {
-    return base_ + layout::kHeaderSize + i * stride_ + sizeof(layout::SlotHeader);
   }
   template <class T>
   static T LoadData(const T* p) noexcept {
@@ -909,6 +932,7 @@ class Subscriber {
                 "a cached entry index has 24 bits");
 
   const uint8_t* base_ = nullptr;
+  bool owns_mapping_ = true;  // false only for AttachUnowned
   const layout::SlotHeader* slot_headers_[layout::kSlotCount] = {};  // computed once at open
   uint64_t last_entry_index_ = 0;  // capacity_ / 8 - kEntryWords
   uint64_t size_ = 0;
