@@ -741,14 +741,19 @@ class Subscriber {
 
   // Typed values are converted after the section, so that a read that is
   // retried or fails never leaves a torn value in the caller's *out.
-  template <class Fn>
-  int ReadTyped(std::string_view path, uint64_t* version, Fn&& convert) const noexcept {
+  // read(keep) is a lookup that calls keep(view, found) inside its section.
+  template <class Lookup, class Fn>
+  static int ConvertAfter(Lookup&& read, Fn&& convert) noexcept {
     snapshot::Found found;
-    const int rc = ReadPath(path, version, nullptr, [&](View&, const snapshot::Found& f) {
+    const int rc = read([&](View&, const snapshot::Found& f) {
       found = f;
       return CONFCAST_OK;
     });
     return rc == CONFCAST_OK ? convert(found.type, found.value) : rc;
+  }
+  template <class Fn>
+  int ReadTyped(std::string_view path, uint64_t* version, Fn&& convert) const noexcept {
+    return ConvertAfter([&](auto&& keep) { return ReadPath(path, version, nullptr, keep); }, convert);
   }
 
   // Looks `path` up in one consistent read and runs use(view, found) on it.
@@ -837,12 +842,7 @@ class Subscriber {
     });
     if (!CONFCAST_UNLIKELY(rc != CONFCAST_OK)) return ConvertEntry(type, value, convert);
     if (rc != kCacheMiss) return rc;
-    snapshot::Found found;
-    const int resolved = ResolveCPath(path, version, cell, [&](View&, const snapshot::Found& f) {
-      found = f;
-      return CONFCAST_OK;
-    });
-    return resolved == CONFCAST_OK ? convert(found.type, found.value) : resolved;
+    return ConvertAfter([&](auto&& keep) { return ResolveCPath(path, version, cell, keep); }, convert);
   }
   // Converts an entry's type word (json_len in its high half) and value.
   template <class Fn>
