@@ -56,9 +56,8 @@ std::string CodePointName(uint32_t cp) {
   return name;
 }
 
-// Decodes one UTF-8 sequence at text[i]; returns its length, or 0 when the
-// bytes are not well-formed UTF-8 (overlong forms, surrogates and values above
-// U+10FFFF included).
+}  // namespace
+
 size_t DecodeUtf8(std::string_view text, size_t i, uint32_t& cp) {
   const auto byte = [&](size_t k) { return static_cast<unsigned char>(text[k]); };
   const unsigned char lead = byte(i);
@@ -85,8 +84,6 @@ size_t DecodeUtf8(std::string_view text, size_t i, uint32_t& cp) {
   if (cp < min_value || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
   return length;
 }
-
-}  // namespace
 
 std::optional<TextProblem> CheckYamlText(std::string_view text) {
   if (text.size() >= 3 && text.substr(0, 3) == "\xEF\xBB\xBF") {

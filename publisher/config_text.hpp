@@ -48,6 +48,11 @@ struct TextProblem {
 // The first reason the bytes cannot be YAML text, or nothing.
 std::optional<TextProblem> CheckYamlText(std::string_view text);
 
+// Decodes one UTF-8 sequence at text[i] (i < text.size()); returns its length,
+// or 0 when the bytes are not well-formed UTF-8 (overlong forms, surrogates
+// and values above U+10FFFF included).
+size_t DecodeUtf8(std::string_view text, size_t i, uint32_t& cp);
+
 }  // namespace confcast::publisher
 
 #endif  // CONFCAST_PUBLISHER_CONFIG_TEXT_HPP_

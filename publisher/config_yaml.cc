@@ -123,6 +123,44 @@ NumberResult ParseCoreFloat(std::string_view s, double& out) {
   return NumberResult::kOk;
 }
 
+// ---- yaml-cpp's Latin-1 escapes ---------------------------------------------
+
+// yaml-cpp 0.7 decodes the double-quoted escapes \N (U+0085) and \_ (U+00A0)
+// to the single bytes 0x85 and 0xA0 instead of their UTF-8 (its \L, \P, \x
+// and \u escapes are UTF-8 already). The file itself passed CheckYamlText, so
+// every other byte of a scalar belongs to a well-formed UTF-8 sequence, and a
+// 0x85 or 0xA0 that starts no sequence can only come from one of those two
+// escapes. Both characters are C2 followed by that same byte in UTF-8.
+bool NeedsLatinEscapeRepair(const std::string& value) {
+  return value.find_first_of("\x85\xA0") != std::string::npos;
+}
+
+std::string RepairLatinEscapes(const std::string& value) {
+  std::string out;
+  out.reserve(value.size() + 8);
+  for (size_t i = 0; i < value.size();) {
+    uint32_t cp = 0;
+    if (const size_t length = DecodeUtf8(value, i, cp); length != 0) {
+      out.append(value, i, length);
+      i += length;
+      continue;
+    }
+    const unsigned char byte = static_cast<unsigned char>(value[i]);
+    if (byte == 0x85 || byte == 0xA0) {
+      out.push_back('\xC2');
+      out.push_back(static_cast<char>(byte));
+      ++i;
+      continue;
+    }
+    // Not expected from a checked file; keep the broken sequence whole, so no
+    // continuation byte inside it is taken for an escape, and let the
+    // snapshot builder refuse it.
+    out.push_back(value[i++]);
+    while (i < value.size() && (static_cast<unsigned char>(value[i]) & 0xC0) == 0x80) out.push_back(value[i++]);
+  }
+  return out;
+}
+
 // ---- the event handler that builds the tree --------------------------------
 
 struct ParseAbort {
@@ -201,7 +239,10 @@ class TreeBuilder : public YAML::EventHandler {
   }
 
   void OnScalar(const YAML::Mark& mark, const std::string& tag, YAML::anchor_t anchor,
-                const std::string& value) override {
+                const std::string& raw_value) override {
+    std::string repaired;
+    if (NeedsLatinEscapeRepair(raw_value)) repaired = RepairLatinEscapes(raw_value);
+    const std::string& value = repaired.empty() ? raw_value : repaired;
     if (ExpectingKey()) {
       TakeKey(value, mark);
       RegisterScalarKeyAnchor(anchor, YamlKind::kString, value, mark);

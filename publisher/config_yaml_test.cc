@@ -268,6 +268,36 @@ TEST(ConfigYaml, TextProblemsAreReportedAtTheirByte) {
   EXPECT_EQ(Value(ParseOk("a: \"x\ty\"\nb: 日本語 ✓\n"), "b").text, "日本語 ✓");
 }
 
+// yaml-cpp 0.7 turns \N and \_ into the raw bytes 0x85 and 0xA0; a config
+// using them is valid YAML and must get the characters in UTF-8.
+TEST(ConfigYaml, NextLineAndNoBreakSpaceEscapesBecomeUtf8) {
+  const YamlDocument doc = ParseOk(
+      "a: \"a\\Nb\\_c\\Ld\\Pe\"\n"
+      "b: \"\\N\\_\\N\"\n"
+      "\"k\\N\\_\": 1\n"
+      "c: [\"x\\_\"]\n"
+      "d: {e: \"\\_y\\N\"}\n");
+  EXPECT_EQ(Value(doc, "a").text, "a\xC2\x85" "b\xC2\xA0" "c\xE2\x80\xA8" "d\xE2\x80\xA9" "e");
+  EXPECT_EQ(Value(doc, "b").text, "\xC2\x85\xC2\xA0\xC2\x85");
+  EXPECT_EQ(Value(doc, "k\xC2\x85\xC2\xA0").kind, YamlKind::kInt);
+  EXPECT_EQ(doc.node(Value(doc, "c").items.at(0)).text, "x\xC2\xA0");
+  EXPECT_EQ(doc.node(Value(doc, "d").entries.at(0).value).text, "\xC2\xA0y\xC2\x85");
+}
+
+// Characters whose UTF-8 holds 0x85 or 0xA0 as a continuation byte (Å C3 85,
+// à C3 A0, 𠂅 F0 A0 82 85), next to the escapes or not, stay as written.
+TEST(ConfigYaml, LiteralUtf8IsUnchangedNextToTheEscapes) {
+  const std::string literal = "\xC3\xA9 \xE2\x80\xA6 \xC3\x85 \xC3\xA0 \xF0\xA0\x82\x85 \xC2\x85 \xC2\xA0";
+  const YamlDocument doc = ParseOk("a: \"" + literal + "\"\nb: " + literal + "\nc: '" + literal +
+                                   "'\nd: \"\xC3\xA0\\N\xC3\x85\\_\xF0\xA0\x82\x85\"\n");
+  EXPECT_EQ(Value(doc, "a").text, literal);
+  EXPECT_EQ(Value(doc, "b").text, literal);
+  EXPECT_EQ(Value(doc, "c").text, literal);
+  EXPECT_EQ(Value(doc, "d").text, "\xC3\xA0\xC2\x85\xC3\x85\xC2\xA0\xF0\xA0\x82\x85");
+  // Escapes are only escapes in double quotes.
+  EXPECT_EQ(Value(ParseOk("a: 'x\\Ny'\n"), "a").text, "x\\Ny");
+}
+
 TEST(ConfigYaml, SyntaxErrorsCarryYamlCppPosition) {
   EXPECT_TRUE(IsError(ParseFails("a: [1, 2\nb: 3\n"), Reason::kParse, 2, 2, "a", "end of sequence flow not found"));
   EXPECT_TRUE(IsError(ParseFails("a: b: c\n"), Reason::kParse, 1, 5, "", "YAML syntax error"));

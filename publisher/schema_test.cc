@@ -11,6 +11,7 @@
 
 #include "config_file.hpp"
 #include "config_test_support.hpp"
+#include "snapshot_builder.hpp"
 
 namespace confcast::publisher {
 namespace {
@@ -114,6 +115,20 @@ TEST(HolmesGptSchema, ACompleteConfigFromAFile) {
                              "config": {"url": "http://prometheus:9090", "labels": ["a", "b"]}},
       "internet": {}},
     "log_level": "WARNING"})"));
+}
+
+// Valid YAML escapes that yaml-cpp decodes to non-UTF-8 bytes used to be
+// refused at publish time ("validate" error without a position).
+TEST(HolmesGptSchema, YamlCharacterEscapesArePublishedAsUtf8) {
+  const json config = ValidOk("llm: {model: \"a\\Nb\\_c\\Ld\\Pe\"}\n").config;
+  const std::string expected = "a\xC2\x85" "b\xC2\xA0" "c\xE2\x80\xA8" "d\xE2\x80\xA9" "e";
+  EXPECT_EQ(config["llm"]["model"].get<std::string>(), expected);
+  const auto built = snapshot::BuildSnapshot(config);
+  EXPECT_TRUE(std::holds_alternative<snapshot::BuiltSnapshot>(built))
+      << "the snapshot builder refused it: " << std::get<std::string>(built);
+
+  const std::string literal = "caf\xC3\xA9\xE2\x80\xA6 \xC3\x85\xC3\xA0";  // café… Åà
+  EXPECT_EQ(ValidOk("llm: {model: \"" + literal + "\"}\n").config["llm"]["model"].get<std::string>(), literal);
 }
 
 TEST(HolmesGptSchema, WrongTypesAndRangesAreRejectedWithPositionAndExpectation) {
