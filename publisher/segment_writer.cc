@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstring>
@@ -53,6 +54,24 @@ int UnlinkTarget(const Target& t) {
   return t.is_shm ? shm_unlink(t.shm_name.c_str()) : ::unlink(t.path.c_str());
 }
 
+// The highest version a segment of this build's layout holds: the header's,
+// or a slot's (a publisher killed mid-publish, or a replacement that never
+// published, leaves a slot above the header). Read with pread while we hold
+// the flock, bounded by the file size, so a damaged header cannot fault.
+uint64_t LastVersionIn(int fd, const layout::SegmentHeader& header, uint64_t file_size) {
+  uint64_t last = header.version;
+  if (header.slot_stride == 0 || header.slot_stride > file_size) return last;
+  for (uint64_t i = 0; i < layout::kSlotCount && i < header.slot_count; ++i) {
+    const uint64_t at = layout::kHeaderSize + i * header.slot_stride;
+    if (at + sizeof(layout::SlotHeader) > file_size) break;
+    layout::SlotHeader slot{};
+    if (pread(fd, &slot, sizeof(slot), static_cast<off_t>(at)) == static_cast<ssize_t>(sizeof(slot))) {
+      last = std::max(last, slot.version);
+    }
+  }
+  return last;
+}
+
 // Copies 64-bit words with relaxed atomic stores: readers may be loading them.
 void StoreWords(uint64_t* dst, const uint64_t* src, size_t n) {
   for (size_t i = 0; i < n; ++i) StoreRelaxed(dst + i, src[i]);
@@ -67,6 +86,11 @@ int64_t RealtimeNs() {
 }
 
 std::variant<std::unique_ptr<SegmentWriter>, SegmentWriter::Failure> SegmentWriter::Open(const Options& options) {
+  return OpenAfter(options, 0);
+}
+
+std::variant<std::unique_ptr<SegmentWriter>, SegmentWriter::Failure> SegmentWriter::OpenAfter(const Options& options,
+                                                                                            uint64_t last_version) {
   auto resolved = Resolve(options.segment);
   if (auto* err = std::get_if<std::string>(&resolved)) return Failure{OpenError::kOther, *err};
   const Target target = std::get<Target>(resolved);
@@ -137,6 +161,10 @@ std::variant<std::unique_ptr<SegmentWriter>, SegmentWriter::Failure> SegmentWrit
     } else if (readable && (old.magic == layout::kMagic || st.st_size > 0)) {
       // Another shape: tell readers of the old one to reopen, then replace it.
       if (same_layout) {
+        // Readers that reopen compare versions across the two segments, so
+        // the new one continues the numbering. (Only a header of this layout
+        // is known to mean what we read; another layout's words are not.)
+        last_version = std::max(last_version, LastVersionIn(w->fd_, old, static_cast<uint64_t>(st.st_size)));
         uint32_t one = 1;
         if (pwrite(w->fd_, &one, sizeof(one), offsetof(layout::SegmentHeader, retired)) == sizeof(one)) {
           // Wake waiters so they notice promptly.
@@ -154,9 +182,7 @@ std::variant<std::unique_ptr<SegmentWriter>, SegmentWriter::Failure> SegmentWrit
       }
       ::close(w->fd_);
       w->fd_ = -1;
-      Options again = options;
-      auto fresh = Open(again);
-      return fresh;
+      return OpenAfter(options, last_version);
     } else {
       created = true;  // a zero-sized leftover (a creator died before sizing it): initialise in place
     }
@@ -195,6 +221,11 @@ std::variant<std::unique_ptr<SegmentWriter>, SegmentWriter::Failure> SegmentWrit
     h->slot_stride = w->stride_;
     h->created_unix_ns = RealtimeNs();
     for (uint32_t i = 0; i < layout::kSlotCount; ++i) std::memset(w->slot(i), 0, sizeof(layout::SlotHeader));
+    // The replaced segment's last version goes into the slot the first
+    // publish writes (never the active one, which readers look at), so that
+    // Publish() continues after it, even in a successor if we die before
+    // publishing. h->version stays 0: nothing is published yet.
+    if (last_version != 0) w->slot((h->active_slot + 1) % layout::kSlotCount)->version = last_version;
     StoreRelease(&h->magic, layout::kMagic);
   }
   StoreRelease(&h->publisher_pid, static_cast<int32_t>(getpid()));

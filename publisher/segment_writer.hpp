@@ -38,7 +38,9 @@ class SegmentWriter {
   // Creates the segment, or adopts one left by an earlier publisher (same
   // layout and capacity: versions continue, open readers keep working). A
   // segment of another layout or capacity is marked retired (so open readers
-  // learn to reopen) and replaced. kBusy: another live publisher holds it.
+  // learn to reopen) and replaced; when its layout is this build's, the
+  // replacement's versions continue after the last one it held. kBusy:
+  // another live publisher holds it.
   static std::variant<std::unique_ptr<SegmentWriter>, Failure> Open(const Options& options);
   ~SegmentWriter();
   SegmentWriter(const SegmentWriter&) = delete;
@@ -72,6 +74,9 @@ class SegmentWriter {
 
  private:
   SegmentWriter() = default;
+  // Open(), where a segment this one replaces held versions up to last_version.
+  static std::variant<std::unique_ptr<SegmentWriter>, Failure> OpenAfter(const Options& options,
+                                                                         uint64_t last_version);
   layout::SegmentHeader* header() const { return reinterpret_cast<layout::SegmentHeader*>(base_); }
   layout::SlotHeader* slot(uint64_t i) const;
   uint64_t* slot_data(uint64_t i) const;
