@@ -50,6 +50,11 @@ class SegmentWriter {
   const std::string& location() const { return location_; }
   bool adopted() const { return adopted_; }        // an earlier publisher's segment was reused
   uint64_t capacity() const { return capacity_; }
+  // The writer's own mapping of the whole segment: for readers in this
+  // process that must see the very addresses the writer stores to (the
+  // ThreadSanitizer torn-read test).
+  const uint8_t* mapping() const { return base_; }
+  uint64_t mapping_size() const { return size_; }
   uint64_t version() const;                        // the published version, 0 if none
 
   // True when the active slot holds exactly these bytes with this hash (a

@@ -70,6 +70,22 @@ json ConfigFor(uint64_t n) {
               {"zzz", {{"after", n % 7}}}};
 }
 
+}  // namespace
+
+// Reaches the Subscriber's private C-string reads (what libconfcast's
+// confcast_get_* run) and its AttachUnowned test seam.
+struct SubscriberTestAccess {
+  static int GetCPath(const Subscriber& sub, const char* path, int64_t* out, uint64_t* version) {
+    return sub.GetCPath(path, out, version);
+  }
+  static int AttachUnowned(const uint8_t* base, uint64_t size, Subscriber* out) {
+    return Subscriber::AttachUnowned(base, size, out);
+  }
+  static Subscriber Unopened() { return Subscriber(Subscriber::Unopened{}); }
+};
+
+namespace {
+
 // What one reader saw. Plain data: it crosses a pipe from a child process.
 struct Tally {
   uint64_t reads = 0;            // individual checked reads
@@ -92,6 +108,7 @@ class ReaderLoop {
     for (uint64_t round = 0; Clock::now() < deadline; ++round) {
       PinnedInvariant();
       for (const Key* key : {&a_, &b_, &c_}) KeyRead(*key);
+      CPathRead();
       StringRead(buf);
       if (round % 32 == 0) WholeJson(buf);
     }
@@ -141,6 +158,19 @@ class ReaderLoop {
     Saw(version);
     if (value != static_cast<int64_t>(version)) {
       Problem(key.path() + " = " + std::to_string(value) + " read from version " + std::to_string(version));
+    }
+  }
+
+  // By NUL-terminated path, as the C ABI reads: the address-keyed cache.
+  void CPathRead() {
+    int64_t value = -1;
+    uint64_t version = 0;
+    if (int rc = SubscriberTestAccess::GetCPath(sub_, "stress.b", &value, &version); rc != CONFCAST_OK) {
+      return Problem(std::string("C path stress.b: ") + StatusMessage(rc));
+    }
+    Saw(version);
+    if (value != static_cast<int64_t>(version)) {
+      Problem("C path stress.b = " + std::to_string(value) + " read from version " + std::to_string(version));
     }
   }
 
@@ -204,6 +234,7 @@ class Publisher {
   uint64_t published() const { return published_.load(); }
   bool wrong_version() const { return wrong_version_.load(); }
   uint64_t version() const { return writer_->version(); }
+  const publisher::SegmentWriter& writer() const { return *writer_; }
 
  private:
   std::unique_ptr<publisher::SegmentWriter> writer_;
@@ -349,6 +380,35 @@ TEST(TornRead, ReadersInThreadsAndProcessesSeeOnlyWholeVersions) {
 #endif
   RecordProperty("reads", std::to_string(total));
   RecordProperty("versions_published", std::to_string(pub.published()));
+}
+
+// The same readers on the publisher's own mapping. Above, readers and the
+// writer use two mappings of one segment, and ThreadSanitizer, which tracks
+// addresses, cannot relate their accesses; here every load of a reader and
+// every store of the writer hit the same addresses, so under TSan (tests/run
+// builds this with -fsanitize=thread) any access that is not part of the
+// seqlock protocol is reported as a race.
+TEST(TornRead, ReadersOnTheWritersOwnMappingSeeOnlyWholeVersions) {
+  ShmName segment;
+  auto opened = publisher::SegmentWriter::Open({segment.name(), 256 << 10, 0600});
+  ASSERT_TRUE(std::holds_alternative<std::unique_ptr<publisher::SegmentWriter>>(opened))
+      << std::get<publisher::SegmentWriter::Failure>(opened).message;
+  Publisher pub(std::move(std::get<std::unique_ptr<publisher::SegmentWriter>>(opened)));
+  pub.PublishOnce();
+  Subscriber sub = SubscriberTestAccess::Unopened();
+  ASSERT_EQ(SubscriberTestAccess::AttachUnowned(pub.writer().mapping(), pub.writer().mapping_size(), &sub),
+            CONFCAST_OK);
+  const Key a("stress.a"), b("stress.b"), c("stress.c");
+  pub.Start();
+  std::vector<Tally> tallies(2);
+  std::vector<std::thread> readers;
+  for (size_t i = 0; i < tallies.size(); ++i) {
+    readers.emplace_back([&, i] { ReaderLoop(sub, a, b, c, &tallies[i]).RunFor(kReadFor / 2); });
+  }
+  for (auto& t : readers) t.join();
+  pub.Stop();
+  EXPECT_FALSE(pub.wrong_version());
+  for (size_t i = 0; i < tallies.size(); ++i) ExpectClean(tallies[i], "reader thread " + std::to_string(i), 500);
 }
 
 // The checker itself: a version that breaks the invariant is reported, so a

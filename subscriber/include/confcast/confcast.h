@@ -40,6 +40,13 @@
  *   CONFCAST_ERR_INCOMPATIBLE from confcast_wait(); reopen to follow.
  * - Strings are copied into the caller's buffer: a value is never borrowed
  *   from the segment, because the publisher may reuse that memory.
+ * - A handle remembers where each path was found, keyed by the address of
+ *   the path string: repeated reads with the same string (a literal, a
+ *   Python bytes object) skip the strlen and the hash. The bytes are still
+ *   compared on every read, so a buffer reused for other paths is correct,
+ *   only slower. That comparison reads the path 8 bytes at a time, up to 7
+ *   bytes past its NUL but never into another page (as glibc's strlen does):
+ *   memory checkers such as Valgrind's memcheck may report it; it is benign.
  * - No C++ exception crosses this ABI.
  */
 #ifndef CONFCAST_CONFCAST_H_
