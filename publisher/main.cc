@@ -64,6 +64,16 @@ bool EnvIsFalse(const char* name) {
   return v == "false" || v == "0" || v == "no" || v == "off";
 }
 
+// What the event loop takes as events (SIGHUP reload, SIGTERM/SIGINT stop).
+sigset_t LoopSignals() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGHUP);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  return signals;
+}
+
 void ArmTimer(int fd, int64_t ms, bool periodic) {
   itimerspec spec{};
   spec.it_value.tv_sec = ms / 1000;
@@ -129,7 +139,12 @@ int Run(const Flags& flags) {
     }
     schema = std::move(std::get<cp::Schema>(loaded));
   }
-  if (flags.check) return RunCheck(flags, *schema);
+  if (flags.check) {
+    // A one-shot command with no loop to read them: Ctrl-C stops it as usual.
+    const sigset_t signals = LoopSignals();
+    pthread_sigmask(SIG_UNBLOCK, &signals, nullptr);
+    return RunCheck(flags, *schema);
+  }
 
   char* end = nullptr;
   const long mode = std::strtol(flags.segment_mode.c_str(), &end, 8);
@@ -138,13 +153,9 @@ int Run(const Flags& flags) {
     return 2;
   }
 
-  // Signals become events on the loop; block them before any thread starts.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGHUP);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  // main() blocked the loop's signals before anything else; one that came
+  // since is pending, and the signalfd below reports it once the loop runs.
+  const sigset_t signals = LoopSignals();
   std::signal(SIGPIPE, SIG_IGN);
 
   auto opened = cp::SegmentWriter::Open({flags.segment, flags.capacity, static_cast<mode_t>(mode)});
@@ -265,6 +276,20 @@ int Run(const Flags& flags) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A SIGTERM or SIGINT during startup (flag parsing, schema, segment, first
+  // publish: milliseconds before the loop's signalfd exists) would otherwise
+  // kill the process with the default action, an exit by signal instead of
+  // the clean stop (exit 0, segment left for the workers) the contract
+  // promises, and a SIGHUP would kill it too. Blocked, they wait as pending
+  // signals for the signalfd. This runs before any thread exists, so every
+  // thread inherits the mask and none takes them. The publisher starts no
+  // other program; code that ever does must unblock them in the child, as a
+  // blocked mask and pending signals survive execve. (One that arrives before
+  // main(), while the dynamic loader runs, still kills: only a launcher that
+  // blocks them across execve closes that window.)
+  const sigset_t loop_signals = LoopSignals();
+  sigprocmask(SIG_BLOCK, &loop_signals, nullptr);
+
   Flags flags;
   flags.config = EnvOr("CONFIG_FILE", "/etc/holmesgpt/config.yaml");
   flags.segment = EnvOr("CONFCAST_SEGMENT", "holmesgpt-config");

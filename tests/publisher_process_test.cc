@@ -252,6 +252,64 @@ TEST_P(ProcessStop, ExitsZeroAndLeavesTheSegmentReadable) {
   EXPECT_EQ(get.out, "last\n");
 }
 
+// A stop signal during startup: after main() began, before the event loop's
+// signalfd exists. Sending it "right after spawn" cannot test that: most such
+// signals land while the dynamic loader still runs (a few ms here), where no
+// program can catch them. Instead, --schema names a large schema file: the
+// publisher's /proc/PID/io rchar passes the file's size once main() has read
+// it, and parsing it then keeps the publisher in startup for a few hundred
+// ms, so the signal lands there every time. Before the fix the signals were
+// blocked only after the schema was parsed and this killed the publisher.
+std::string LargeSchema(int fields) {
+  std::string text = "description: a large schema, so that startup takes a while\nfields:\n";
+  text += "  - path: llm\n    type: map\n  - path: llm.model\n    type: string\n";
+  for (int i = 0; i < fields; ++i) text += "  - path: padding.f" + std::to_string(i) + "\n    type: int\n";
+  return text;
+}
+
+// Bytes the process has read (rchar of /proc/PID/io), -1 if unknown.
+int64_t BytesReadBy(pid_t pid) {
+  const std::string io = ReadFile("/proc/" + std::to_string(pid) + "/io");
+  const size_t at = io.find("rchar: ");
+  return at == std::string::npos ? -1 : std::stoll(io.substr(at + 7));
+}
+
+TEST_P(ProcessStop, DuringStartupExitsZeroAndTheFirstVersionStays) {
+  const std::string schema = dir_ / "schema.yaml";
+  const std::string schema_text = LargeSchema(10000);
+  WriteInPlace(schema, schema_text);
+  WriteInPlace(config_, ModelConfig("early"));
+  PublisherOptions o = Options();
+  o.extra_args = {"--schema", schema};
+  constexpr int kRuns = 2;
+  int signalled_during_startup = 0;
+  for (int run = 0; run < kRuns; ++run) {
+    SCOPED_TRACE("run " + std::to_string(run));
+    ChildProcess pub = StartPublisher(o);
+    if (BytesReadBy(pub.pid()) < 0) GTEST_SKIP() << "/proc/PID/io is not readable here";
+    ASSERT_TRUE(WaitUntil(
+        [&] { return BytesReadBy(pub.pid()) >= static_cast<int64_t>(schema_text.size()) || !pub.Running(); },
+        kEventTimeout, 1ms))
+        << pub.Describe();
+    // Logged after the segment is opened, well before the loop.
+    const bool early = pub.CountInStderr("confcast-publisher starting") == 0;
+    ASSERT_TRUE(pub.Signal(GetParam())) << "it died before the signal; " << pub.Describe();
+    signalled_during_startup += early;
+
+    const std::optional<ExitStatus> status = pub.WaitExit(kEventTimeout);
+    ASSERT_TRUE(status) << "still running after " << strsignal(GetParam()) << "; " << pub.Describe();
+    EXPECT_TRUE(status->ExitedWith(0)) << status->ToString() << "; " << pub.Describe();
+    // As after any stop: the version it published stays for the workers.
+    ASSERT_TRUE(segment_.Exists());
+    Subscriber sub(segment_.name());
+    EXPECT_EQ(sub.version(), 1u);
+    EXPECT_EQ(sub.GetString("llm.model"), "early");
+  }
+  if (signalled_during_startup == 0) {
+    GTEST_SKIP() << "the machine stalled: every signal arrived after startup, which tests nothing new";
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Signals, ProcessStop, ::testing::Values(SIGTERM, SIGINT),
                          [](const ::testing::TestParamInfo<int>& p) {
                            return std::string(p.param == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -601,6 +659,34 @@ INSTANTIATE_TEST_SUITE_P(Modes, ProcessNoWatch, ::testing::Values(NoWatchBy::kFl
                          });
 
 using ProcessSighup = ProcessTest;
+
+// SIGHUP during startup (see ProcessStop.DuringStartup*): it waits for the
+// loop and is a reload there, instead of killing the publisher.
+TEST_F(ProcessSighup, DuringStartupIsAReloadNotADeath) {
+  const std::string schema = dir_ / "schema.yaml";
+  const std::string schema_text = LargeSchema(10000);
+  WriteInPlace(schema, schema_text);
+  WriteInPlace(config_, ModelConfig("early"));
+  PublisherOptions o = Options();
+  o.extra_args = {"--schema", schema};
+  ChildProcess pub = StartPublisher(o);
+  if (BytesReadBy(pub.pid()) < 0) GTEST_SKIP() << "/proc/PID/io is not readable here";
+  ASSERT_TRUE(WaitUntil(
+      [&] { return BytesReadBy(pub.pid()) >= static_cast<int64_t>(schema_text.size()) || !pub.Running(); },
+      kEventTimeout, 1ms))
+      << pub.Describe();
+  ASSERT_TRUE(pub.Signal(SIGHUP)) << "it died before the signal; " << pub.Describe();
+  ASSERT_TRUE(WaitUntil([&] { return pub.CountInStderr("SIGHUP: reloading now") > 0 || !pub.Running(); },
+                        kEventTimeout))
+      << pub.Describe();
+  ASSERT_TRUE(pub.Running()) << pub.Describe();
+  Subscriber sub(segment_.name());
+  EXPECT_EQ(sub.version(), 1u) << "the same file is not published again";
+  ASSERT_TRUE(pub.Signal(SIGTERM));
+  const std::optional<ExitStatus> status = pub.WaitExit(kEventTimeout);
+  ASSERT_TRUE(status) << pub.Describe();
+  EXPECT_TRUE(status->ExitedWith(0)) << status->ToString() << "; " << pub.Describe();
+}
 
 TEST_F(ProcessSighup, ReloadsAtOnceInWatchMode) {
   WriteInPlace(config_, ModelConfig("start"));
