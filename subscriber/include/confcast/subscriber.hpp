@@ -8,7 +8,7 @@
 //
 //   confcast::Subscriber sub("holmesgpt-config");      // throws confcast::Error
 //   static const confcast::Key kRetries("llm.max_retries");
-//   int64_t retries = sub.GetInt(kRetries);             // ~2 ns, no syscall
+//   int64_t retries = sub.GetInt(kRetries);             // ~2.5 ns, no syscall
 //   confcast::Snapshot snap = sub.Pin();                // one version, private copy
 //   std::string_view model = snap.GetString("llm.model");
 //
