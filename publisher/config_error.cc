@@ -1,6 +1,6 @@
 #include "config_error.hpp"
 
-#include <cstdio>
+#include "one_line.hpp"
 
 namespace confcast::publisher {
 
@@ -17,31 +17,6 @@ const char* ReasonName(Reason reason) {
   }
   return "unknown";
 }
-
-namespace {
-
-// Log lines and the segment's last_error are single lines; a key or a value
-// quoted in a message may contain any byte.
-void AppendOneLine(std::string& out, const std::string& text) {
-  for (char c : text) {
-    const auto byte = static_cast<unsigned char>(c);
-    if (c == '\n') {
-      out += "\\n";
-    } else if (c == '\r') {
-      out += "\\r";
-    } else if (c == '\t') {
-      out += "\\t";
-    } else if (byte < 0x20 || byte == 0x7f) {
-      char escaped[8];
-      std::snprintf(escaped, sizeof escaped, "\\x%02x", byte);
-      out += escaped;
-    } else {
-      out += c;
-    }
-  }
-}
-
-}  // namespace
 
 std::string ConfigError::ToString() const {
   std::string out;

@@ -12,6 +12,8 @@
 #include <spdlog/formatter.h>
 #include <spdlog/sinks/stdout_sinks.h>
 
+#include "one_line.hpp"
+
 namespace confcast::publisher {
 namespace {
 
@@ -79,27 +81,6 @@ std::string TextValue(const nlohmann::json& v) {
   if (!v.is_string()) return JsonValue(v);
   const std::string& s = v.get_ref<const std::string&>();
   return IsBareText(s) ? s : JsonValue(v);
-}
-std::string OneLine(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  for (char c : text) {
-    const auto b = static_cast<unsigned char>(c);
-    if (c == '\n') {
-      out += "\\n";
-    } else if (c == '\r') {
-      out += "\\r";
-    } else if (c == '\t') {
-      out += "\\t";
-    } else if (b < 0x20 || b == 0x7f) {
-      char escaped[8];
-      std::snprintf(escaped, sizeof(escaped), "\\x%02x", b);
-      out += escaped;
-    } else {
-      out += c;
-    }
-  }
-  return out;
 }
 
 }  // namespace
