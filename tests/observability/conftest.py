@@ -24,8 +24,9 @@ from pathlib import Path
 
 import pytest
 
-from .obs_support import (BASE_CONFIG, MissingBinary, Publisher, binary_from_env, locate_library,
-                          remove_segment, unique_segment)
+from confcast_pytest_support import segment  # noqa: F401 (a fixture)
+
+from .obs_support import BASE_CONFIG, MissingBinary, Publisher, binary_from_env, locate_library
 
 
 def _require(variable: str, what: str) -> str:
@@ -51,13 +52,6 @@ def library_path(ctl_binary) -> str:
         return locate_library(ctl_binary)
     except MissingBinary as error:
         pytest.fail(str(error), pytrace=False)
-
-
-@pytest.fixture
-def segment():
-    name = unique_segment()
-    yield name
-    remove_segment(name)
 
 
 @pytest.fixture

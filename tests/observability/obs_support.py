@@ -27,6 +27,8 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+from confcast_pytest_support import remove_segment, wait_until  # noqa: F401 (re-exported)
+
 # A valid HolmesGPT config, well under the --max-config-bytes the counter test sets.
 BASE_CONFIG = """\
 llm:
@@ -70,34 +72,11 @@ def locate_library(ctl: str) -> str:
 # -- small utilities -----------------------------------------------------------
 
 
-def wait_until(predicate, timeout: float, what: str, interval: float = 0.02):
-    """Polls ``predicate`` until it returns something truthy; fails naming ``what`` after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(interval)
-
-
 def free_port() -> int:
     """A loopback port nobody listens on right now (the kernel's choice)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def unique_segment() -> str:
-    return f"confcast-obs-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-
-
-def remove_segment(segment: str) -> None:
-    try:
-        os.unlink(f"/dev/shm/{segment}")
-    except FileNotFoundError:
-        pass
 
 
 def write_atomic(path: Path, data: bytes | str) -> None:

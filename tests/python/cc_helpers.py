@@ -21,35 +21,13 @@ import signal
 import socket
 import subprocess
 import time
-import uuid
 from pathlib import Path
+
+from confcast_pytest_support import remove_segment, unique_segment, wait_until  # noqa: F401 (re-exported)
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO_DIR = REPO / "examples" / "holmesgpt_api"
 PYTHON_PACKAGE_DIR = REPO / "subscriber" / "python"
-
-
-def wait_until(predicate, timeout: float, what: str, interval: float = 0.02):
-    """Polls ``predicate`` until it returns something truthy; fails naming ``what`` after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(interval)
-
-
-def unique_segment() -> str:
-    return f"confcast-pytest-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-
-
-def remove_segment(segment: str) -> None:
-    try:
-        os.unlink(f"/dev/shm/{segment}")
-    except FileNotFoundError:
-        pass
 
 
 def holmes_config(model: str = "gpt-4o", *, provider: str = "openai", endpoint: str | None = None,

@@ -23,8 +23,10 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: confcast_pytest_support
+from confcast_pytest_support import remove_segment, segment, unique_segment  # noqa: E402,F401 (segment: a fixture)
 from cc_helpers import (PYTHON_PACKAGE_DIR, REPO, DemoServer, KubeletConfigMap, Publisher,  # noqa: E402
-                        holmes_config, remove_segment, unique_segment)
+                        holmes_config)
 
 if str(PYTHON_PACKAGE_DIR) not in sys.path:
     sys.path.insert(0, str(PYTHON_PACKAGE_DIR))
@@ -69,13 +71,6 @@ def publisher_binary(library_path) -> str:
     if not PUBLISHER:
         pytest.fail(f"confcast-publisher not found: {PUBLISHER_SOURCE}", pytrace=False)
     return PUBLISHER
-
-
-@pytest.fixture
-def segment():
-    name = unique_segment()
-    yield name
-    remove_segment(name)
 
 
 @pytest.fixture
