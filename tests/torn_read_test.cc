@@ -257,6 +257,15 @@ class ShmName {
   std::string name_;
 };
 
+// A writer on a new segment; throws (failing the test) if it cannot be made.
+std::unique_ptr<publisher::SegmentWriter> OpenWriter(const std::string& name, uint64_t capacity) {
+  auto opened = publisher::SegmentWriter::Open({name, capacity, 0600});
+  if (auto* failure = std::get_if<publisher::SegmentWriter::Failure>(&opened)) {
+    throw std::runtime_error("SegmentWriter::Open: " + failure->message);
+  }
+  return std::move(std::get<std::unique_ptr<publisher::SegmentWriter>>(opened));
+}
+
 #ifndef CONFCAST_TSAN
 // A forked reader process: waits for the go signal (EOF on `go`), reads for
 // kReadFor with its own mapping, writes its Tally to `report`, exits.
@@ -327,10 +336,7 @@ void ExpectClean(const Tally& t, const std::string& who, uint64_t min_reads) {
 
 TEST(TornRead, ReadersInThreadsAndProcessesSeeOnlyWholeVersions) {
   ShmName segment;
-  auto opened = publisher::SegmentWriter::Open({segment.name(), 256 << 10, 0600});
-  ASSERT_TRUE(std::holds_alternative<std::unique_ptr<publisher::SegmentWriter>>(opened))
-      << std::get<publisher::SegmentWriter::Failure>(opened).message;
-  Publisher pub(std::move(std::get<std::unique_ptr<publisher::SegmentWriter>>(opened)));
+  Publisher pub(OpenWriter(segment.name(), 256 << 10));
   pub.PublishOnce();  // version 1 exists before anyone reads
 
   // Children are forked before any thread exists in this process.
@@ -390,10 +396,7 @@ TEST(TornRead, ReadersInThreadsAndProcessesSeeOnlyWholeVersions) {
 // seqlock protocol is reported as a race.
 TEST(TornRead, ReadersOnTheWritersOwnMappingSeeOnlyWholeVersions) {
   ShmName segment;
-  auto opened = publisher::SegmentWriter::Open({segment.name(), 256 << 10, 0600});
-  ASSERT_TRUE(std::holds_alternative<std::unique_ptr<publisher::SegmentWriter>>(opened))
-      << std::get<publisher::SegmentWriter::Failure>(opened).message;
-  Publisher pub(std::move(std::get<std::unique_ptr<publisher::SegmentWriter>>(opened)));
+  Publisher pub(OpenWriter(segment.name(), 256 << 10));
   pub.PublishOnce();
   Subscriber sub = SubscriberTestAccess::Unopened();
   ASSERT_EQ(SubscriberTestAccess::AttachUnowned(pub.writer().mapping(), pub.writer().mapping_size(), &sub),
@@ -415,9 +418,7 @@ TEST(TornRead, ReadersOnTheWritersOwnMappingSeeOnlyWholeVersions) {
 // clean run above means something.
 TEST(TornRead, CheckerFlagsAMixedVersion) {
   ShmName segment;
-  auto opened = publisher::SegmentWriter::Open({segment.name(), 64 << 10, 0600});
-  ASSERT_TRUE(std::holds_alternative<std::unique_ptr<publisher::SegmentWriter>>(opened));
-  Publisher pub(std::move(std::get<std::unique_ptr<publisher::SegmentWriter>>(opened)));
+  Publisher pub(OpenWriter(segment.name(), 64 << 10));
   pub.PublishConfig([](uint64_t n) {
     json config = ConfigFor(n);
     config["stress"]["b"] = n + 1;  // what a torn read would look like
