@@ -161,6 +161,52 @@ std::string RepairLatinEscapes(const std::string& value) {
   return out;
 }
 
+// ---- quoted scalars cut short ---------------------------------------------
+
+// yaml-cpp 0.7 ends a quoted scalar at the end of the input without an error
+// when a line break precedes it, so a write cut short inside a quoted string
+// turns the rest of the file into that string. YAML (and libyaml) reject it.
+// Given where yaml-cpp says the scalar starts, these find whether its closing
+// quote exists; the quoted-scalar grammar is exact, so a valid file never
+// fails here.
+
+bool IsSeparationSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+// yaml-cpp marks a node at its tag or anchor when it has one; the scalar's own
+// first character comes after them, their separating spaces, line breaks and
+// comments. Returns text.size() when nothing follows.
+size_t ScalarTextStart(std::string_view text, size_t pos) {
+  while (pos < text.size() && (text[pos] == '!' || text[pos] == '&')) {
+    while (pos < text.size() && !IsSeparationSpace(text[pos])) ++pos;
+    while (pos < text.size()) {
+      if (IsSeparationSpace(text[pos])) {
+        ++pos;
+      } else if (text[pos] == '#') {
+        while (pos < text.size() && text[pos] != '\n' && text[pos] != '\r') ++pos;
+      } else {
+        break;
+      }
+    }
+  }
+  return pos;
+}
+
+// Whether the quoted scalar whose opening quote is text[open] has a closing
+// one: in double quotes a backslash escapes the next character (a line break
+// included); in single quotes '' is a quote and \ is an ordinary character.
+bool QuotedScalarIsClosed(std::string_view text, size_t open) {
+  const char quote = text[open];
+  for (size_t i = open + 1; i < text.size(); ++i) {
+    if (quote == '"' && text[i] == '\\') {
+      ++i;
+    } else if (text[i] == quote) {
+      if (quote == '"' || i + 1 == text.size() || text[i + 1] != '\'') return true;
+      ++i;
+    }
+  }
+  return false;
+}
+
 // ---- the event handler that builds the tree --------------------------------
 
 struct ParseAbort {
@@ -240,6 +286,7 @@ class TreeBuilder : public YAML::EventHandler {
 
   void OnScalar(const YAML::Mark& mark, const std::string& tag, YAML::anchor_t anchor,
                 const std::string& raw_value) override {
+    if (tag != "?") CheckQuoteIsClosed(mark);
     std::string repaired;
     if (NeedsLatinEscapeRepair(raw_value)) repaired = RepairLatinEscapes(raw_value);
     const std::string& value = repaired.empty() ? raw_value : repaired;
@@ -279,6 +326,19 @@ class TreeBuilder : public YAML::EventHandler {
 
   [[noreturn]] void Fail(const YAML::Mark& mark, std::string path, std::string message) const {
     throw ParseAbort{PositionOf(mark), std::move(path), std::move(message)};
+  }
+
+  void CheckQuoteIsClosed(const YAML::Mark& mark) const {
+    if (mark.is_null() || mark.pos < 0) return;
+    const size_t start = ScalarTextStart(text_, static_cast<size_t>(mark.pos));
+    if (start >= text_.size() || (text_[start] != '"' && text_[start] != '\'')) return;
+    if (QuotedScalarIsClosed(text_, start)) return;
+    const bool double_quoted = text_[start] == '"';
+    throw ParseAbort{positions_.At(start), CurrentPath(ChildSegment()),
+                     std::string("YAML syntax error: the ") + (double_quoted ? "double" : "single") +
+                         "-quoted string that starts here is never closed (no closing " +
+                         (double_quoted ? "\"" : "'") +
+                         " before the end of the file; was the write cut short?)"};
   }
 
   bool ExpectingKey() const {

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <string>
 
 #include "config_test_support.hpp"
@@ -304,6 +305,79 @@ TEST(ConfigYaml, SyntaxErrorsCarryYamlCppPosition) {
   EXPECT_TRUE(IsError(ParseFails("a: *nowhere\n"), Reason::kParse, 1, 4, "a",
                       "YAML syntax error: the referenced anchor is not defined"));
   EXPECT_TRUE(IsError(ParseFails("a:\n  - 1\n - 2\n"), Reason::kParse, 3, 2, "", "YAML syntax error"));
+}
+
+// yaml-cpp 0.7 takes everything up to the end of the file into a quoted
+// scalar that is never closed, as long as a line break follows the quote.
+TEST(ConfigYaml, AQuotedStringNeverClosedIsASyntaxErrorWhereItStarts) {
+  EXPECT_TRUE(IsError(ParseFails("llm:\n  model: \"gpt-4o\n  provider: openai\n"), Reason::kParse, 2, 10,
+                      "llm.model", "the double-quoted string that starts here is never closed"));
+  EXPECT_TRUE(IsError(ParseFails("a: \"x\n"), Reason::kParse, 1, 4, "a", "no closing \" before the end of the file"));
+  EXPECT_TRUE(IsError(ParseFails("a: \"x\r\n"), Reason::kParse, 1, 4, "a", "never closed"));
+  EXPECT_TRUE(IsError(ParseFails("a: 'x\n  b: 1\n"), Reason::kParse, 1, 4, "a",
+                      "the single-quoted string that starts here is never closed"));
+  // A closing quote only escaped away: \" inside double quotes, '' inside single ones.
+  EXPECT_TRUE(IsError(ParseFails("a: \"x\\\"\nb: 1\n"), Reason::kParse, 1, 4, "a", "never closed"));
+  EXPECT_TRUE(IsError(ParseFails("a: \"x\\\\\\\"\nb: 1\n"), Reason::kParse, 1, 4, "a", "never closed"));
+  EXPECT_TRUE(IsError(ParseFails("a: 'it''s\nb: 1\n"), Reason::kParse, 1, 4, "a", "never closed"));
+  // Behind a tag, an anchor and a comment; as a key; in a list.
+  EXPECT_TRUE(IsError(ParseFails("a: !!str &k # note\n  \"x\n"), Reason::kParse, 2, 3, "a", "never closed"));
+  EXPECT_TRUE(IsError(ParseFails("m:\n  \"key: 1\n"), Reason::kParse, 2, 3, "m", "never closed"));
+  EXPECT_TRUE(IsError(ParseFails("l:\n  - ok\n  - \"x\n"), Reason::kParse, 3, 5, "l.1", "never closed"));
+  // A multi-byte character before the quote: the column counts characters.
+  EXPECT_TRUE(IsError(ParseFails("\xC3\xA9: \"x\n"), Reason::kParse, 1, 4, "\xC3\xA9", "never closed"));
+  const auto from_file = ReadText(std::filesystem::path(ConfigDataDir()).parent_path() / "process" /
+                                  "check_unterminated_quote.yaml");
+  EXPECT_TRUE(IsError(ParseFails(from_file), Reason::kParse, 3, 10, "llm.model", "never closed"));
+}
+
+TEST(ConfigYaml, QuotesThatAreClosedOrNotQuotesAtAllStillParse) {
+  const YamlDocument doc = ParseOk(
+      "block: |\n  say \"hi\n  and 'bye\n"
+      "folded: >-\n  \"open\n  \"\n"
+      "escaped: \"a \\\"quoted\\\" word\"\n"
+      "backslash_last: \"c:\\\\\"\n"
+      "single: 'a \" inside'\n"
+      "single_escape: 'it''s'\n"
+      "hash: \"# not a comment\"\n"
+      "hash_single: '# nor this'\n"
+      "plain: it's a \"plain\" one # with a comment \"\n"
+      "multi: \"first\n  second\n\n  third\"\n"
+      "continued: \"one \\\n  two\"\n"
+      "tagged: !!str &t \"x\"\n"
+      "flow: [\"a\", 'b''c', {\"k\": \"v\"}]\n"
+      "\"quoted key\": 1\n"
+      "'single key': 2\n"
+      "# a comment with a \" quote\n"
+      "last: \"\"\n");
+  EXPECT_EQ(Value(doc, "block").text, "say \"hi\nand 'bye\n");
+  EXPECT_EQ(Value(doc, "folded").text, "\"open \"");
+  EXPECT_EQ(Value(doc, "escaped").text, "a \"quoted\" word");
+  EXPECT_EQ(Value(doc, "backslash_last").text, "c:\\");
+  EXPECT_EQ(Value(doc, "single").text, "a \" inside");
+  EXPECT_EQ(Value(doc, "single_escape").text, "it's");
+  EXPECT_EQ(Value(doc, "hash").text, "# not a comment");
+  EXPECT_EQ(Value(doc, "hash_single").text, "# nor this");
+  EXPECT_EQ(Value(doc, "plain").text, "it's a \"plain\" one");
+  EXPECT_EQ(Value(doc, "multi").text, "first second\nthird");
+  EXPECT_EQ(Value(doc, "continued").text, "one two");
+  EXPECT_EQ(Value(doc, "tagged").text, "x");
+  EXPECT_EQ(Value(doc, "flow").items.size(), 3u);
+  EXPECT_EQ(Value(doc, "quoted key").integer, 1);
+  EXPECT_EQ(Value(doc, "single key").integer, 2);
+  EXPECT_EQ(Value(doc, "last").text, "");
+  // A quoted string that is the last thing in the file, with and without a line break.
+  EXPECT_EQ(Value(ParseOk("a: \"x\""), "a").text, "x");
+  EXPECT_EQ(Value(ParseOk("a: 'x'\n"), "a").text, "x");
+  // Every config in the test data that is meant to load still does.
+  for (const auto& entry : std::filesystem::directory_iterator(ConfigDataDir())) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind("bad_", 0) == 0 || entry.path().extension() != ".yaml") continue;
+    const auto result = ParseYamlDocument(ReadText(entry.path()), name);
+    if (const auto* error = std::get_if<ConfigError>(&result)) {
+      EXPECT_EQ(error->message.find("never closed"), std::string::npos) << error->ToString();
+    }
+  }
 }
 
 TEST(ConfigYaml, AliasesAreSharedNotCopied) {
