@@ -199,13 +199,37 @@ int Run(const Flags& flags) {
     }
   }
 
+  if (segment->replacement_pending()) {
+    cp::LogEvent(spdlog::level::warn,
+                 "the segment has another shape; it keeps serving until a valid config replaces it",
+                 {{"segment", segment->location()},
+                  {"found", segment->replaced_shape()},
+                  {"capacity", segment->capacity()},
+                  {"version", segment->version()}});
+  }
   cp::Reloader reloader({flags.config, flags.max_config_bytes, flags.strict}, std::move(*schema), *segment, *metrics);
-  const cp::ReloadOutcome first = reloader.Reload(cp::Trigger::kStartup);
+  // The replacement happens inside a publish; say so once when it has.
+  auto reload = [&](cp::Trigger trigger) {
+    const bool was_pending = segment->replacement_pending();
+    cp::ReloadOutcome outcome = reloader.Reload(trigger);
+    if (was_pending && !segment->replacement_pending()) {
+      cp::LogEvent(spdlog::level::info, "replaced the segment of another shape; readers of the old one reopen",
+                   {{"segment", segment->location()},
+                    {"was", segment->replaced_shape()},
+                    {"capacity", segment->capacity()},
+                    {"version", segment->version()}});
+    }
+    return outcome;
+  };
+  const cp::ReloadOutcome first = reload(cp::Trigger::kStartup);
   if (first.version == 0) {
     segment->RemoveIfCreatedAndEmpty();
     cp::LogEvent(spdlog::level::critical,
                  "no valid config to start with and nothing published before: " +
-                     (first.error ? first.error->ToString() : std::string("unknown error")));
+                     (first.error ? first.error->ToString() : std::string("unknown error")) +
+                     (segment->replacement_pending() ? "; the segment found there (" + segment->replaced_shape() +
+                                                           ") is left as it was"
+                                                     : std::string()));
     return 1;
   }
 
@@ -249,7 +273,7 @@ int Run(const Flags& flags) {
         while (read(sigfd, &info, sizeof(info)) == sizeof(info)) {
           if (info.ssi_signo == SIGHUP) {
             cp::LogEvent(spdlog::level::info, "SIGHUP: reloading now");
-            reloader.Reload(cp::Trigger::kSignal);
+            reload(cp::Trigger::kSignal);
           } else {
             cp::LogEvent(spdlog::level::info, "stopping; the segment stays for the workers",
                          {{"signal", strsignal(static_cast<int>(info.ssi_signo))},
@@ -261,13 +285,13 @@ int Run(const Flags& flags) {
         if (watcher->HandleEvents()) ArmTimer(debounce_fd, flags.debounce_ms, false);  // trailing edge
       } else if (fd == debounce_fd) {
         DrainFd(debounce_fd);
-        reloader.Reload(cp::Trigger::kFileEvent);
+        reload(cp::Trigger::kFileEvent);
       } else if (fd == heartbeat_fd) {
         DrainFd(heartbeat_fd);
         segment->Heartbeat(cp::RealtimeNs());
       } else if (fd == poll_fd) {
         DrainFd(poll_fd);
-        reloader.Reload(cp::Trigger::kPoll);
+        reload(cp::Trigger::kPoll);
       }
     }
   }

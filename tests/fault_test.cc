@@ -4,7 +4,8 @@
 //     value and see versions only grow, and that each restart continues;
 //   * a restart with another --capacity, and a segment of another layout:
 //     old readers get CONFCAST_ERR_INCOMPATIBLE or keep the old data, new
-//     readers see the new segment;
+//     readers see the new segment; while the new publisher has no good
+//     config (or if it stops before one), the old segment serves on;
 //   * no room for the segment (a small tmpfs) and a config that outgrows
 //     --capacity;
 //   * permissions: --segment-mode whatever the umask, a reader's mapping is
@@ -28,6 +29,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -509,6 +511,182 @@ TEST(Fault, RestartWithAnotherCapacityRetiresTheOldSegment) {
   ASSERT_TRUE(second->WaitExit(kTimeout));
 }
 
+// Names in /dev/shm that a replacement of `segment` is built under.
+std::vector<std::string> ReplacementTemporaries(const std::string& segment) {
+  std::vector<std::string> found;
+  const std::string stem = segment + ".confcast-new-";
+  for (const auto& e : std::filesystem::directory_iterator("/dev/shm")) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind(stem, 0) == 0) found.push_back(name);
+  }
+  return found;
+}
+std::string Joined(const std::vector<std::string>& names) {
+  std::string out;
+  for (const std::string& n : names) out += n + " ";
+  return out;
+}
+
+// `confcastctl status` on a segment, its output and exit code.
+std::pair<int, std::string> CtlStatus(const ScratchDir& dir, const std::string& segment) {
+  const std::string out = dir / "status.txt";
+  std::filesystem::remove(out);
+  auto ctl = Process::Spawn({{CONFCAST_CTL_BIN, "--segment", segment, "status"}, out, std::nullopt, std::nullopt});
+  if (!ctl->WaitExit(kTimeout)) return {-1, "confcastctl did not exit"};
+  return {ctl->exit_code(), ReadFile(out)};
+}
+
+// A publisher restarted with another --capacity while the config is bad: the
+// old segment (and its version) must go on serving, for workers that had it
+// and for workers that start now, with the rejection visible in it; the
+// replacement waits for the first good config.
+TEST(Fault, RestartWithAnotherCapacityAndABadConfigKeepsTheOldSegmentServing) {
+  ScratchDir dir("fault-capacity-bad");
+  const std::string config = dir / "config.yaml";
+  const std::string log = dir / "publisher.log";
+  ShmGuard segment(UniqueName("capbad"));
+  ReplaceFile(config, FaultConfig(7));
+  auto first = Process::Spawn({PublisherArgs(config, segment.name(), {"--capacity", "65536"}), log, std::nullopt,
+                               std::nullopt});
+  auto old_reader = OpenWhenReady(segment.name(), kTimeout);
+  ASSERT_TRUE(old_reader) << ReadFile(log);
+  uint64_t v = 0;
+  ASSERT_EQ(old_reader->Wait(0, static_cast<int>(kTimeout.count()), &v), CONFCAST_OK);
+  first->Signal(SIGTERM);
+  ASSERT_TRUE(first->WaitExit(kTimeout));
+  ASSERT_EQ(first->exit_code(), 0);
+
+  ReplaceFile(config, "llm:\n  model: [unclosed\n");
+  auto second = Process::Spawn({PublisherArgs(config, segment.name(), {"--capacity", "131072", "--debounce-ms", "20"}),
+                                log, std::nullopt, std::nullopt});
+  // Its rejection lands in the old segment, which it now looks after.
+  confcast_info info{};
+  ASSERT_TRUE(PollUntil(
+      [&] {
+        return old_reader->Info(&info) == CONFCAST_OK && info.publisher_pid == second->pid() &&
+               info.reload_errors_total == 1;
+      },
+      kTimeout))
+      << "the rejection never showed in the old segment\n" << ReadFile(log);
+  EXPECT_EQ(std::string(info.last_error).rfind(config + ":", 0), 0u) << info.last_error;
+  EXPECT_TRUE(second->Running()) << "a publisher with an old version to serve must not exit\n" << ReadFile(log);
+  const auto [status_rc, status_text] = CtlStatus(dir, segment.name());
+  EXPECT_EQ(status_rc, 0) << status_text;
+  EXPECT_NE(status_text.find(config + ":"), std::string::npos) << "status does not say why:\n" << status_text;
+
+  // Served as before: the old handle is not told to reopen, a new one maps the old segment.
+  EXPECT_EQ(old_reader->version(), v);
+  EXPECT_EQ(old_reader->Wait(v, 0), CONFCAST_ERR_TIMEOUT);
+  {
+    auto late = OpenWhenReady(segment.name(), milliseconds(0));
+    ASSERT_TRUE(late) << "a worker starting now finds no segment\n" << ReadFile(log);
+    EXPECT_EQ(late->slot_capacity(), 65536u);
+    EXPECT_EQ(late->version(), v);
+    EXPECT_EQ(late->GetString("fault.s"), "n=7");
+  }
+  EXPECT_TRUE(ReplacementTemporaries(segment.name()).empty()) << Joined(ReplacementTemporaries(segment.name()));
+
+  // The fixed file replaces the segment: the new capacity, the next version.
+  ASSERT_TRUE(WaitUntilWatching(second->pid(), kTimeout));
+  ReplaceFile(config, FaultConfig(8));
+  EXPECT_EQ(old_reader->Wait(v, static_cast<int>(kTimeout.count())), CONFCAST_ERR_INCOMPATIBLE) << ReadFile(log);
+  EXPECT_EQ(old_reader->GetString("fault.s"), "n=7");
+  std::unique_ptr<Subscriber> fresh = OpenWhenReady(segment.name(), milliseconds(0));
+  ASSERT_TRUE(fresh);
+  EXPECT_EQ(fresh->slot_capacity(), 131072u);
+  EXPECT_EQ(fresh->version(), v + 1);
+  EXPECT_EQ(fresh->GetString("fault.s"), "n=8");
+  ASSERT_EQ(fresh->Info(&info), CONFCAST_OK);
+  EXPECT_EQ(info.publisher_pid, second->pid());
+  EXPECT_EQ(info.reload_total, 1u);
+  EXPECT_EQ(info.reload_errors_total, 1u);
+  EXPECT_TRUE(ReplacementTemporaries(segment.name()).empty()) << Joined(ReplacementTemporaries(segment.name()));
+  second->Signal(SIGTERM);
+  ASSERT_TRUE(second->WaitExit(kTimeout));
+  EXPECT_EQ(second->exit_code(), 0);
+}
+
+// A publisher with another --capacity that stops (SIGTERM) or dies (SIGKILL)
+// before any good config leaves the old segment serving exactly what it
+// served, not retired, with nothing beside it.
+TEST(Fault, StoppingBeforeTheReplacementLeavesTheOldSegmentIntact) {
+  ScratchDir dir("fault-capacity-stop");
+  const std::string config = dir / "config.yaml";
+  const std::string log = dir / "publisher.log";
+  ShmGuard segment(UniqueName("capstop"));
+  const std::string on_disk = "/dev/shm/" + segment.name();
+  ReplaceFile(config, FaultConfig(5));
+  auto first = Process::Spawn({PublisherArgs(config, segment.name(), {"--capacity", "65536"}), log, std::nullopt,
+                               std::nullopt});
+  auto reader = OpenWhenReady(segment.name(), kTimeout);
+  ASSERT_TRUE(reader) << ReadFile(log);
+  uint64_t v = 0;
+  ASSERT_EQ(reader->Wait(0, static_cast<int>(kTimeout.count()), &v), CONFCAST_OK);
+  first->Signal(SIGTERM);
+  ASSERT_TRUE(first->WaitExit(kTimeout));
+  const std::string slots_before = ReadFile(on_disk).substr(layout::kHeaderSize);
+
+  ReplaceFile(config, "llm:\n  max_retries: 99\n");  // fails the schema
+  for (const int sig : {SIGTERM, SIGKILL}) {
+    SCOPED_TRACE(strsignal(sig));
+    auto pending = Process::Spawn({PublisherArgs(config, segment.name(), {"--capacity", "131072"}), log, std::nullopt,
+                                   std::nullopt});
+    confcast_info info{};
+    ASSERT_TRUE(PollUntil(
+        [&] {
+          return reader->Info(&info) == CONFCAST_OK && info.publisher_pid == pending->pid() &&
+                 info.reload_errors_total == 1;
+        },
+        kTimeout))
+        << ReadFile(log);
+    pending->Signal(sig);
+    ASSERT_TRUE(pending->WaitExit(kTimeout));
+    if (sig == SIGTERM) {
+      EXPECT_EQ(pending->exit_code(), 0) << ReadFile(log);
+    }
+
+    EXPECT_EQ(ReadFile(on_disk).substr(layout::kHeaderSize), slots_before) << "the old segment's slots changed";
+    EXPECT_EQ(reader->Wait(v, 0), CONFCAST_ERR_TIMEOUT) << "the old segment was retired";
+    auto late = OpenWhenReady(segment.name(), milliseconds(0));
+    ASSERT_TRUE(late) << "the segment is gone\n" << ReadFile(log);
+    EXPECT_EQ(late->slot_capacity(), 65536u);
+    EXPECT_EQ(late->version(), v);
+    EXPECT_EQ(late->GetString("fault.s"), "n=5");
+    EXPECT_TRUE(ReplacementTemporaries(segment.name()).empty()) << Joined(ReplacementTemporaries(segment.name()));
+  }
+}
+
+// --check reads the file and nothing else: an existing segment of another
+// capacity is left byte for byte, a missing one is not created.
+TEST(Fault, CheckTouchesNoSegment) {
+  ScratchDir dir("fault-check");
+  const std::string config = dir / "config.yaml";
+  const std::string log = dir / "publisher.log";
+  ShmGuard segment(UniqueName("check"));
+  ShmGuard absent(UniqueName("check-absent"));
+  ReplaceFile(config, FaultConfig(2));
+  auto pub = Process::Spawn({PublisherArgs(config, segment.name(), {"--capacity", "65536"}), log, std::nullopt,
+                             std::nullopt});
+  auto reader = OpenWhenReady(segment.name(), kTimeout);
+  ASSERT_TRUE(reader) << ReadFile(log);
+  ASSERT_EQ(reader->Wait(0, static_cast<int>(kTimeout.count())), CONFCAST_OK);
+  pub->Signal(SIGTERM);  // no heartbeat from here on: the bytes hold still
+  ASSERT_TRUE(pub->WaitExit(kTimeout));
+  const std::string before = ReadFile("/dev/shm/" + segment.name());
+  for (const bool valid : {true, false}) {
+    if (!valid) ReplaceFile(config, "llm: [\n");
+    for (const std::string& name : {segment.name(), absent.name()}) {
+      auto check = Process::Spawn(
+          {PublisherArgs(config, name, {"--capacity", "131072", "--check"}), log, std::nullopt, std::nullopt});
+      ASSERT_TRUE(check->WaitExit(kTimeout));
+      EXPECT_EQ(check->exit_code(), valid ? 0 : 1) << ReadFile(log);
+    }
+  }
+  EXPECT_TRUE(ReadFile("/dev/shm/" + segment.name()) == before) << "--check wrote into the segment";
+  EXPECT_FALSE(std::filesystem::exists("/dev/shm/" + absent.name())) << "--check created a segment";
+  EXPECT_TRUE(ReplacementTemporaries(segment.name()).empty());
+}
+
 TEST(Fault, SegmentOfAnotherLayoutIsRefusedByReadersAndReplacedByThePublisher) {
   ScratchDir dir("fault-layout");
   const std::string config = dir / "config.yaml";
@@ -535,6 +713,17 @@ TEST(Fault, SegmentOfAnotherLayoutIsRefusedByReadersAndReplacedByThePublisher) {
   } catch (const confcast::Error& e) {
     EXPECT_EQ(e.status(), CONFCAST_ERR_INCOMPATIBLE);
   }
+  // A publisher whose first config is bad has nothing to replace it with:
+  // it exits 1 and leaves the segment to the build that reads it.
+  const std::string foreign = ReadFile("/dev/shm/" + segment.name());
+  ReplaceFile(config, "llm: [\n");
+  auto bad = Process::Spawn({PublisherArgs(config, segment.name()), log, std::nullopt, std::nullopt});
+  ASSERT_TRUE(bad->WaitExit(kTimeout));
+  EXPECT_EQ(bad->exit_code(), 1) << ReadFile(log);
+  EXPECT_TRUE(ReadFile("/dev/shm/" + segment.name()) == foreign) << "the foreign segment was removed or written";
+  EXPECT_TRUE(ReplacementTemporaries(segment.name()).empty());
+  ReplaceFile(config, FaultConfig(3));
+
   auto pub = Process::Spawn({PublisherArgs(config, segment.name()), log, std::nullopt, std::nullopt});
   std::unique_ptr<Subscriber> sub;
   ASSERT_TRUE(PollUntil(
