@@ -45,6 +45,7 @@
 #include "confcast/word_access.hpp"
 #include "segment_writer.hpp"
 #include "snapshot_builder.hpp"
+#include "subscriber_test_access.hpp"
 
 namespace confcast {
 namespace {
@@ -71,22 +72,6 @@ json ConfigFor(uint64_t n) {
               {"stress", {{"a", n}, {"b", n}, {"c", n}, {"s", ExpectedString(n)}}},
               {"zzz", {{"after", n % 7}}}};
 }
-
-}  // namespace
-
-// Reaches the Subscriber's private C-string reads (what libconfcast's
-// confcast_get_* run) and its AttachUnowned test seam.
-struct SubscriberTestAccess {
-  static int GetCPath(const Subscriber& sub, const char* path, int64_t* out, uint64_t* version) {
-    return sub.GetCPath(path, out, version);
-  }
-  static int AttachUnowned(const uint8_t* base, uint64_t size, Subscriber* out) {
-    return Subscriber::AttachUnowned(base, size, out);
-  }
-  static Subscriber Unopened() { return Subscriber(Subscriber::Unopened{}); }
-};
-
-namespace {
 
 // What one reader saw. Plain data: it crosses a pipe from a child process.
 struct Tally {

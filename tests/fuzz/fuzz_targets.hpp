@@ -38,6 +38,7 @@
 #include "schema.hpp"
 #include "segment_writer.hpp"
 #include "snapshot_builder.hpp"
+#include "../subscriber_test_access.hpp"
 
 namespace confcast::fuzz {
 
@@ -518,6 +519,18 @@ inline void ReadEverything(const Subscriber& sub, const std::vector<std::string>
     const int rd = sub.Get(path, &d);
     const int rb = sub.Get(path, &b);
     CONFCAST_FUZZ_CHECK(KnownStatus(ri) && KnownStatus(rd) && KnownStatus(rb), "typed get of '%s'", path.c_str());
+    // The C ABI's read by NUL-terminated path answers the same: the first
+    // call learns the place by the string's address, the second uses it.
+    const bool c_path = path.find('\0') == std::string::npos;
+    for (int round = 0; c_path && round < 2; ++round) {
+      int64_t ci = 0;
+      bool cb = false;
+      const int rci = SubscriberTestAccess::GetCPath(sub, path.c_str(), &ci);
+      CONFCAST_FUZZ_CHECK(rci == ri && (ri != CONFCAST_OK || ci == i), "C path int of '%.64s' (%zu bytes): %d, by length: %d",
+                          path.c_str(), path.size(), rci, ri);
+      const int rcb = SubscriberTestAccess::GetCPath(sub, path.c_str(), &cb);
+      CONFCAST_FUZZ_CHECK(rcb == rb && (rb != CONFCAST_OK || cb == b), "C path bool of '%.64s' differs", path.c_str());
+    }
     size_t len = 0;
     const int rs = sub.GetString(path, big.data(), big.size(), &len);
     CONFCAST_FUZZ_CHECK(KnownStatus(rs), "GetString");
@@ -530,6 +543,14 @@ inline void ReadEverything(const Subscriber& sub, const std::vector<std::string>
     const int rj = sub.GetJson(path, big.data(), big.size(), &len);
     CONFCAST_FUZZ_CHECK(KnownStatus(rj), "GetJson");
     const std::string live_json = rj == CONFCAST_OK ? std::string(big.data(), len) : std::string();
+    if (c_path) {
+      const int rcs = SubscriberTestAccess::GetStringCPath(sub, path.c_str(), big.data(), big.size(), &len);
+      CONFCAST_FUZZ_CHECK(rcs == rs && (rs != CONFCAST_OK || std::string_view(big.data(), len) == live_string),
+                          "C path string of '%.64s' differs", path.c_str());
+      const int rcj = SubscriberTestAccess::GetJsonCPath(sub, path.c_str(), big.data(), big.size(), &len);
+      CONFCAST_FUZZ_CHECK(rcj == rj && (rj != CONFCAST_OK || std::string_view(big.data(), len) == live_json),
+                          "C path json of '%.64s' differs", path.c_str());
+    }
     CONFCAST_FUZZ_CHECK(KnownStatus(sub.GetJson(path, small, sizeof(small), &len)), "GetJson small");
     if (!compare) continue;
     CONFCAST_FUZZ_CHECK(pinned.Get(path, &pi) == ri && (ri != CONFCAST_OK || pi == i), "pinned int of '%s' differs",

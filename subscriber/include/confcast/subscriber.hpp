@@ -764,7 +764,12 @@ class Subscriber {
   // Key::Pack(version, entry) of what was found.
   template <class Use>
   int ReadPath(std::string_view path, uint64_t* version, uint64_t* place, Use&& use) const noexcept {
-    if (path.size() > snapshot::kMaxPathBytes) return CONFCAST_ERR_NOT_FOUND;
+    if (path.size() > snapshot::kMaxPathBytes) {
+      // No such path can exist; still report an empty or corrupt segment
+      // first, as every other read does (and as the C ABI, which cannot know
+      // the length before it reads, does).
+      return ReadConsistent(version, [](View&, uint64_t) { return CONFCAST_ERR_NOT_FOUND; });
+    }
     const uint64_t hash = snapshot::PathHash(path.data(), path.size());
     std::atomic<uint64_t>& cell = path_cache_[hash % kPathCacheSlots];
     uint64_t found_at = Key::kNoCache;
