@@ -112,7 +112,7 @@ inline uint64_t LoadTail(const char* p, size_t n) {
 inline constexpr uintptr_t kMinPageBytes = 4096;
 
 // 8 bytes of a caller's NUL-terminated string at p, which may run past its
-// NUL (see View::MatchCString; callers make sure the word cannot fault).
+// NUL (see View::IsCString, which makes sure the word cannot fault).
 // AddressSanitizer would report those bytes, hence the attribute; this is
 // the one function that reads outside an object, as glibc's strlen does.
 #if defined(__GNUC__) || defined(__clang__)
