@@ -175,6 +175,31 @@ TEST(HolmesGptSchema, WrongTypesAndRangesAreRejectedWithPositionAndExpectation) 
                       "expected a map, got an empty value (write {} for an empty map)"));
 }
 
+// JSON has no .inf or .nan (nlohmann writes null) while the typed getters
+// would return the double, so the two views of one value would disagree.
+TEST(HolmesGptSchema, NonFiniteNumbersAreRejectedEverywhere) {
+  const std::string hint = "is not a finite number (.inf/.nan cannot be published as JSON)";
+  // Free-form: an unknown key, nested in maps and lists, in any spelling.
+  EXPECT_TRUE(IsError(Invalid("llm: {model: m}\nlimit: .inf\n"), Reason::kValidate, 2, 8, "limit", ".inf " + hint));
+  EXPECT_TRUE(IsError(Invalid("extra:\n  a: [1, -.Inf]\n"), Reason::kValidate, 2, 10, "extra.a.1", "-.Inf " + hint));
+  EXPECT_TRUE(IsError(Invalid("extra: {x: {y: .NaN}}\n"), Reason::kValidate, 1, 16, "extra.x.y", ".NaN " + hint));
+  EXPECT_TRUE(IsError(Invalid("extra: !!float .nan\n"), Reason::kValidate, 1, 8, "extra", ".nan " + hint));
+  EXPECT_TRUE(IsError(Invalid("toolsets:\n  kubectl: {enabled: true, depth: +.inf}\n"), Reason::kValidate, 2, 35,
+                      "toolsets.kubectl.depth", "+.inf " + hint));
+  // Through an alias the error names the path of the first use, in file order.
+  EXPECT_TRUE(IsError(Invalid("extra: [&x .inf]\nmore: *x\n"), Reason::kValidate, 1, 9, "extra.0", hint));
+  // A typed float field says what it expects, as for any other bad number.
+  EXPECT_TRUE(IsError(Invalid("llm:\n  temperature: .inf\n"), Reason::kValidate, 2, 16, "llm.temperature",
+                      "expected a number from 0.0 to 2.0, got .inf (.inf/.nan cannot be published as JSON)"));
+  EXPECT_TRUE(IsError(Invalid("llm:\n  temperature: .nan\n"), Reason::kValidate, 2, 16, "llm.temperature",
+                      "expected a number from 0.0 to 2.0, got .nan (.inf/.nan cannot be published as JSON)"));
+  // Strings that spell them, and huge finite numbers, are fine.
+  const json config =
+      ValidOk("extra: {a: '.inf', b: \".nan\", c: 1.7976931348623157e308, d: -1e-320, e: inf, f: nan}\n").config;
+  EXPECT_EQ(config["extra"], json::parse(R"({"a": ".inf", "b": ".nan", "c": 1.7976931348623157e308,
+                                             "d": -1e-320, "e": "inf", "f": "nan"})"));
+}
+
 TEST(HolmesGptSchema, TheFirstErrorInFileOrderIsReported) {
   EXPECT_TRUE(IsError(Invalid("log_level: loud\nllm:\n  max_retries: 42\n"), Reason::kValidate, 1, 12, "log_level",
                       "expected one of DEBUG, INFO, WARNING, ERROR, CRITICAL (any case), got \"loud\""));
@@ -318,6 +343,21 @@ TEST(CustomSchema, BoundsEnumsListsAndFormats) {
   ASSERT_EQ(result.warnings.size(), 1u);
   EXPECT_NE(result.warnings[0].find("c.yaml:3:22: upstreams.u.retries: unknown key"), std::string::npos)
       << result.warnings[0];
+}
+
+TEST(CustomSchema, AFloatFieldWithoutBoundsStillRefusesNonFiniteNumbers) {
+  const Schema schema = LoadSchema("fields:\n  - {path: x, type: float}\n  - {path: y, type: any}\n"
+                                   "  - {path: z, type: float, min: -.inf, max: .inf}\n");
+  EXPECT_TRUE(IsError(Invalid("x: .inf\n", schema), Reason::kValidate, 1, 4, "x",
+                      "expected a number, got .inf (.inf/.nan cannot be published as JSON)"));
+  EXPECT_TRUE(IsError(Invalid("y: {v: -.inf}\n", schema), Reason::kValidate, 1, 8, "y.v", "-.inf is not a finite number"));
+  EXPECT_TRUE(IsError(Invalid("z: -.inf\n", schema), Reason::kValidate, 1, 4, "z", "got -.inf"));
+  EXPECT_EQ(ValidOk("x: 1e308\ny: [1.5]\nz: -2\n", schema).config, json::parse(R"({"x": 1e308, "y": [1.5], "z": -2.0})"));
+  // A default is published like a value: the same rule applies to it.
+  EXPECT_TRUE(IsError(BadSchema("fields:\n  - {path: a, type: any, default: [.nan]}\n"), Reason::kValidate, 2, 36,
+                      "a.0", "the default does not fit the field: .nan is not a finite number"));
+  EXPECT_TRUE(IsError(BadSchema("fields:\n  - {path: a, type: float, default: .inf}\n"), Reason::kValidate, 2, 37,
+                      "a", "the default does not fit the field: expected a number, got .inf"));
 }
 
 TEST(CustomSchema, SchemaFilesShareTheSizeDepthAndAliasLimits) {

@@ -14,6 +14,15 @@ using nlohmann::json;
 
 namespace {
 
+constexpr const char* kNonFiniteHint = " (.inf/.nan cannot be published as JSON)";
+
+// JoinPath, in place: the free-form walk extends one path instead of building
+// a string per node.
+void AppendSegment(std::string& path, const std::string& key) {
+  if (!path.empty()) path += '.';
+  path += key;
+}
+
 std::string FormatInt(int64_t value) { return std::to_string(value); }
 
 // Shortest round-trip form, always recognisable as a float ("2.0", not "2").
@@ -160,7 +169,12 @@ void Validator::Fail(SourcePosition where, const std::string& path, std::string 
   throw ValidationFailure{ConfigError{Reason::kValidate, file_, where.line, where.column, path, std::move(message)}};
 }
 
-json Validator::FreeForm(YamlNodeId id) const {
+json Validator::FreeForm(YamlNodeId id, const std::string& path) const {
+  std::string walked = path;
+  return FreeFormAt(id, walked);
+}
+
+json Validator::FreeFormAt(YamlNodeId id, std::string& path) const {
   const YamlNode& node = document_.node(id);
   switch (node.kind) {
     case YamlKind::kNull:
@@ -170,17 +184,30 @@ json Validator::FreeForm(YamlNodeId id) const {
     case YamlKind::kInt:
       return node.integer;
     case YamlKind::kFloat:
+      // JSON has no .inf or .nan (nlohmann writes null), while the snapshot's
+      // typed getters would return the double: the two views would disagree.
+      if (!std::isfinite(node.real)) Fail(node.position, path, node.text + " is not a finite number" + kNonFiniteHint);
       return node.real;
     case YamlKind::kString:
       return node.text;
     case YamlKind::kList: {
       json out = json::array();
-      for (YamlNodeId item : node.items) out.push_back(FreeForm(item));
+      const size_t length = path.size();
+      for (size_t i = 0; i < node.items.size(); ++i) {
+        AppendSegment(path, std::to_string(i));
+        out.push_back(FreeFormAt(node.items[i], path));
+        path.resize(length);
+      }
       return out;
     }
     case YamlKind::kMap: {
       json out = json::object();
-      for (const YamlEntry& entry : node.entries) out[entry.key] = FreeForm(entry.value);
+      const size_t length = path.size();
+      for (const YamlEntry& entry : node.entries) {
+        AppendSegment(path, entry.key);
+        out[entry.key] = FreeFormAt(entry.value, path);
+        path.resize(length);
+      }
       return out;
     }
   }
@@ -219,7 +246,7 @@ json Validator::Map(const SchemaNode& schema, const YamlNode* node, const std::s
         continue;
       }
       if (!schema.open) UnknownKey(schema, entry, child_path);
-      out[entry.key] = FreeForm(entry.value);
+      out[entry.key] = FreeForm(entry.value, child_path);
     }
   }
   for (const auto& [name, child] : schema.children) {
@@ -245,7 +272,7 @@ json Validator::MissingMap(const SchemaNode& schema, const std::string& path, So
 }
 
 json Validator::Value(const SchemaNode* schema, YamlNodeId id, const std::string& path, SourcePosition where) {
-  if (schema == nullptr || schema->type == FieldType::kAny) return FreeForm(id);
+  if (schema == nullptr || schema->type == FieldType::kAny) return FreeForm(id, path);
   const YamlNode& node = document_.node(id);
   const auto mismatch = [&](const std::string& hint = "") {
     Fail(where, path, "expected " + Expectation(*schema) + ", got " + DescribeValue(node) + hint);
@@ -280,7 +307,7 @@ json Validator::Value(const SchemaNode* schema, YamlNodeId id, const std::string
       // An int in YAML is taken as a float; a bool is not a number.
       if (node.kind != YamlKind::kInt && node.kind != YamlKind::kFloat) mismatch();
       const double value = node.kind == YamlKind::kInt ? static_cast<double>(node.integer) : node.real;
-      if (std::isnan(value)) mismatch();
+      if (!std::isfinite(value)) mismatch(kNonFiniteHint);
       if ((schema->min_real && value < *schema->min_real) || (schema->max_real && value > *schema->max_real)) {
         mismatch();
       }
@@ -335,7 +362,7 @@ json Validator::Value(const SchemaNode* schema, YamlNodeId id, const std::string
     case FieldType::kAny:
       break;
   }
-  return FreeForm(id);
+  return FreeForm(id, path);
 }
 
 // ---- ambiguous dotted paths ---------------------------------------------------

@@ -36,10 +36,13 @@ class Validator {
   // A map-typed field that is missing from the document: its defaults and
   // required fields as if it were written as {}.
   nlohmann::json MissingMap(const SchemaNode& schema, const std::string& path, SourcePosition where);
-  nlohmann::json FreeForm(YamlNodeId id) const;
+  // The value as JSON, unchecked but for what JSON cannot hold (.inf, .nan);
+  // path names it in an error.
+  nlohmann::json FreeForm(YamlNodeId id, const std::string& path) const;
 
  private:
   nlohmann::json Map(const SchemaNode& schema, const YamlNode* node, const std::string& path, SourcePosition where);
+  nlohmann::json FreeFormAt(YamlNodeId id, std::string& path) const;
   [[noreturn]] void Fail(SourcePosition where, const std::string& path, std::string message) const;
   void UnknownKey(const SchemaNode& schema, const YamlEntry& entry, const std::string& path);
 
