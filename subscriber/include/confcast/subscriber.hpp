@@ -438,7 +438,7 @@ class Subscriber {
   }
   int TryPin(Snapshot* out) const noexcept {
     std::unique_ptr<uint64_t[]> words;  // default-initialised: no zero-fill of bytes we overwrite
-    uint64_t allocated = 0, n = 0;
+    uint64_t allocated = 0, n = 0, pinned_version = 0;
     int64_t published = 0;
     uint8_t sha[32];
     const int rc = ReadSection(nullptr, [&](const layout::SlotHeader* slot, uint64_t ver) -> int {
@@ -454,7 +454,7 @@ class Subscriber {
         allocated = n / 8;
       }
       snapshot::SharedMemory::CopyOut(SlotBytes(slot), reinterpret_cast<char*>(words.get()), n);
-      out->version_ = ver;
+      pinned_version = ver;
       return CONFCAST_OK;
     });
     if (rc != CONFCAST_OK) return rc;
@@ -463,9 +463,9 @@ class Subscriber {
     try {
       out->words_ = std::shared_ptr<const uint64_t[]>(words.release());
     } catch (...) {
-      out->version_ = 0;
       return CONFCAST_ERR_SYSTEM;
     }
+    out->version_ = pinned_version;
     out->published_unix_ns_ = published;
     std::memcpy(out->sha256_, sha, 32);
     out->n_words_ = n / 8;
