@@ -377,6 +377,14 @@ class TreeBuilder : public YAML::EventHandler {
   void TakeKey(const std::string& key, const YAML::Mark& mark) {
     Frame& top = frames_.back();
     const SourcePosition position = PositionOf(mark);
+    // A NUL is fine in a value (the C API returns a length), but the C API
+    // takes a path as a NUL-terminated string, so no C caller could ever ask
+    // for this key or anything below it.
+    if (key.find('\0') != std::string::npos) {
+      throw ParseAbort{position, CurrentPath(key),
+                       "a key cannot contain a NUL character (the escape \\0, \\x00 or \\u0000): "
+                       "no C caller could look up its path"};
+    }
     if (!top.keys.insert(key).second) {
       const SourcePosition first = top.key_positions[key];
       throw ParseAbort{position, CurrentPath(key),

@@ -196,6 +196,29 @@ TEST(ConfigYaml, MapKeysMustBeScalars) {
   EXPECT_EQ(keys, (std::vector<std::string>{"1", "true", "null", "~", "a.b c"}));
 }
 
+// A path with a NUL in it could never be asked for through the C API, which
+// takes NUL-terminated paths; in a value a NUL is fine (values have a length).
+TEST(ConfigYaml, AKeyWithANulCharacterIsRejectedAtTheKey) {
+  const std::string message = "a key cannot contain a NUL character";
+  EXPECT_TRUE(IsError(ParseFails("a: 1\n\"b\\0c\": 2\n"), Reason::kParse, 2, 1, std::string("b\0c", 3), message));
+  EXPECT_TRUE(IsError(ParseFails("llm:\n  \"\\x00\": x\n"), Reason::kParse, 2, 3, std::string("llm.\0", 5), message));
+  EXPECT_TRUE(IsError(ParseFails("m: {\"k\\u0000\": 1}\n"), Reason::kParse, 1, 5, std::string("m.k\0", 4), message));
+  EXPECT_TRUE(IsError(ParseFails("l:\n  - {ok: 1, \"\\0\": 2}\n"), Reason::kParse, 2, 13, std::string("l.0.\0", 5),
+                      message));
+  // Through an alias used as a key, at the alias.
+  EXPECT_TRUE(IsError(ParseFails("a: &k \"x\\0\"\n*k : 1\n"), Reason::kParse, 2, 1, std::string("x\0", 2), message));
+  // The one-line message shows the byte escaped.
+  EXPECT_EQ(ParseFails("\"a\\0b\": 1\n").ToString(),
+            "t.yaml:1:1: a\\x00b: a key cannot contain a NUL character (the escape \\0, \\x00 or \\u0000): "
+            "no C caller could look up its path");
+  // In values, and as the escaped text \0 in single quotes or plain keys, it is fine.
+  const YamlDocument doc = ParseOk("v: \"a\\0b\"\nw: [\"\\x00\"]\n'x\\0': 1\ny\\0: 2\n");
+  EXPECT_EQ(Value(doc, "v").text, std::string("a\0b", 3));
+  EXPECT_EQ(doc.node(Value(doc, "w").items.at(0)).text, std::string("\0", 1));
+  EXPECT_EQ(Value(doc, "x\\0").integer, 1);
+  EXPECT_EQ(Value(doc, "y\\0").integer, 2);
+}
+
 std::string NestedFlowLists(int depth) { return "a: " + std::string(depth, '[') + std::string(depth, ']') + "\n"; }
 
 // "a.0.0...": the path of the innermost list of NestedFlowLists.
