@@ -171,8 +171,10 @@ std::variant<BuiltSnapshot, std::string> BuildSnapshot(const nlohmann::json& con
     b.Walk(config, "");
   } catch (const nlohmann::json::exception& e) {
     // A string that is not UTF-8 cannot become JSON. The YAML layer rejects
-    // such bytes in the file, but yaml-cpp itself produces one for the
-    // escape "\N" (it emits the raw byte 0x85, not U+0085 in UTF-8).
+    // such bytes in the file and re-encodes the two escapes yaml-cpp 0.7
+    // turns into raw bytes (\N gives 0x85, \_ gives 0xA0) as UTF-8, so no
+    // config it accepts is known to reach this; it stays so that bad bytes
+    // from any other source are an error rather than an exception.
     return std::string("a value cannot be published as JSON: ") + e.what();
   }
   return b.Finish();
