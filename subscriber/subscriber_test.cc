@@ -1182,15 +1182,16 @@ TEST(Subscriber, ReplacedSegmentKeepsLastVersionAndWaitSaysIncompatible) {
   seg.Publish({{"n", 1}});
   Handle h = OpenC(seg.segment());
   seg.CloseWriter();
-  seg.OpenWriter(128 << 10);  // another capacity: the old segment is retired and replaced
+  seg.OpenWriter(128 << 10);  // another capacity: replaced at the first publish, not before
   EXPECT_FALSE(seg.writer().adopted());
   uint64_t seen = 0;
+  EXPECT_EQ(confcast_wait(h.get(), 1, 0, &seen), CONFCAST_ERR_TIMEOUT) << "nothing replaced yet";
+  EXPECT_EQ(seg.Publish({{"n", 5}}), 2u) << "versions continue across the replacement";
   EXPECT_EQ(confcast_wait(h.get(), 1, 2000, &seen), CONFCAST_ERR_INCOMPATIBLE);
   int64_t i = 0;
   EXPECT_EQ(confcast_get_int(h.get(), "n", &i, nullptr), CONFCAST_OK);
-  EXPECT_EQ(i, 1);
+  EXPECT_EQ(i, 1) << "the old handle keeps the last version it could read";
   // A fresh handle follows the new segment.
-  seg.Publish({{"n", 5}});
   Handle fresh = OpenC(seg.segment());
   EXPECT_EQ(confcast_get_int(fresh.get(), "n", &i, nullptr), CONFCAST_OK);
   EXPECT_EQ(i, 5);
