@@ -4,7 +4,9 @@
 //
 // yaml-cpp does the YAML syntax; this layer adds what a config publisher must
 // enforce and yaml-cpp does not: exactly one document whose top level is a
-// map, no duplicate keys, scalar keys only, bounded nesting, bounded alias
+// map, no duplicate keys, scalar keys only and no NUL in a key (no C caller
+// could ask for its path), every quoted string closed (yaml-cpp lets one run
+// to the end of the file), bounded nesting, bounded alias
 // expansion (aliases are kept as shared nodes, so the tree is a DAG, but its
 // expanded size and depth are checked while parsing, before anything walks
 // it), text checks (BOM, UTF-8, NUL), and YAML 1.2 core-schema typing of
