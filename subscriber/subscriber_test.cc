@@ -32,6 +32,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <future>
 #include <limits>
 #include <memory>
 #include <random>
@@ -1195,6 +1196,34 @@ TEST(Subscriber, ReplacedSegmentKeepsLastVersionAndWaitSaysIncompatible) {
   Handle fresh = OpenC(seg.segment());
   EXPECT_EQ(confcast_get_int(fresh.get(), "n", &i, nullptr), CONFCAST_OK);
   EXPECT_EQ(i, 5);
+}
+
+// A segment whose name was taken over by another file without the old one
+// being marked retired (a publisher killed between its rename and the mark,
+// or the segment deleted and created again): waiters learn it within about
+// a second, whether they wait with a timeout or forever.
+TEST(Subscriber, WaitSaysIncompatibleWhenTheNameMovesToAnotherSegment) {
+  PublishedSegment old_segment(UniqueName("moved"));
+  old_segment.Publish({{"n", 1}});
+  Handle h = OpenC(old_segment.segment());
+  Subscriber sub(old_segment.segment());
+  uint64_t seen = 0;
+  EXPECT_EQ(confcast_wait(h.get(), 1, 0, &seen), CONFCAST_ERR_TIMEOUT);
+  // Long timeouts rather than -1, so that a failure here ends the test
+  // instead of hanging it; -1 takes the same sliced sleep.
+  auto cxx = std::async(std::launch::async, [&] { return sub.Wait(1, 60000); });
+  auto c = std::async(std::launch::async, [&] { return confcast_wait(h.get(), 1, 60000, nullptr); });
+  ASSERT_EQ(shm_unlink(("/" + old_segment.segment()).c_str()), 0);
+  PublishedSegment successor(old_segment.segment());  // destroyed first: it removes the name
+  successor.Publish({{"n", 2}});
+  ASSERT_EQ(cxx.wait_for(std::chrono::seconds(10)), std::future_status::ready) << "Subscriber::Wait never noticed";
+  ASSERT_EQ(c.wait_for(std::chrono::seconds(10)), std::future_status::ready) << "confcast_wait never noticed";
+  EXPECT_EQ(cxx.get(), CONFCAST_ERR_INCOMPATIBLE);
+  EXPECT_EQ(c.get(), CONFCAST_ERR_INCOMPATIBLE);
+  int64_t n = 0;
+  EXPECT_EQ(confcast_get_int(h.get(), "n", &n, nullptr), CONFCAST_OK);
+  EXPECT_EQ(n, 1) << "the old handle keeps reading what it mapped";
+  EXPECT_EQ(Subscriber(successor.segment()).GetInt("n"), 2);
 }
 
 // ---------------------------------------------------------------------------

@@ -37,7 +37,8 @@
  * - A publisher restart on the same segment is invisible to an open handle.
  *   If a publisher replaces the segment with one of another layout or
  *   capacity, open handles keep the last version they could read and report
- *   CONFCAST_ERR_INCOMPATIBLE from confcast_wait(); reopen to follow.
+ *   CONFCAST_ERR_INCOMPATIBLE from confcast_wait(); reopen to follow. The
+ *   same holds when the segment was deleted and created anew.
  * - Strings are copied into the caller's buffer: a value is never borrowed
  *   from the segment, because the publisher may reuse that memory.
  * - A handle remembers where each path was found, keyed by the address of
@@ -137,9 +138,11 @@ CONFCAST_API int confcast_snapshot_json(confcast_subscriber *sub, char *buf, siz
                                         size_t *len, uint64_t *version);
 
 /* Waits until the published version is above after_version; returns at once
- * if it already is. Sleeps in the kernel (futex), no polling. timeout_ms < 0
- * waits forever. *version (may be NULL) receives the version seen.
- * Errors: TIMEOUT, INCOMPATIBLE (the segment was replaced; reopen), SYSTEM. */
+ * if it already is. Sleeps in the kernel (futex); wakes at least once a
+ * second to check that the segment's name still stands for the segment this
+ * handle mapped (one stat). timeout_ms < 0 waits forever. *version (may be
+ * NULL) receives the version seen. Errors: TIMEOUT, INCOMPATIBLE (the segment
+ * was replaced, or its name now stands for another segment: reopen), SYSTEM. */
 CONFCAST_API int confcast_wait(confcast_subscriber *sub, uint64_t after_version, int timeout_ms,
                                uint64_t *version);
 

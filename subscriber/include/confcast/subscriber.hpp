@@ -340,6 +340,9 @@ class Subscriber {
       last_entry_index_ = o.last_entry_index_;
       path_cache_ = std::move(o.path_cache_);
       site_cache_ = std::exchange(o.site_cache_, nullptr);
+      location_ = std::move(o.location_);
+      mapped_dev_ = o.mapped_dev_;
+      mapped_ino_ = o.mapped_ino_;
     }
     return *this;
   }
@@ -356,26 +359,30 @@ class Subscriber {
 
   // Opens without throwing; *out receives the mapping on CONFCAST_OK.
   static int Open(std::string_view segment, Subscriber* out) noexcept {
-    std::string name;
+    std::string name, location;  // the shm_open name (or ""), and the file the name stands for
     try {
       name = ResolveName(segment);
+      if (name.find('/') == std::string::npos) {
+        if (name.empty() || name.size() > NAME_MAX - 1 || name == "." || name == "..") return CONFCAST_ERR_INVALID;
+        location = "/dev/shm/" + name;  // where glibc's shm_open keeps it
+        name = "/" + name;
+      } else if (name[0] == '/') {
+        location = std::move(name);
+        name.clear();
+      } else {
+        return CONFCAST_ERR_INVALID;
+      }
     } catch (...) {
       return CONFCAST_ERR_SYSTEM;
     }
-    int fd;
-    if (name.find('/') == std::string::npos) {
-      if (name.empty() || name.size() > NAME_MAX - 1 || name == "." || name == "..") return CONFCAST_ERR_INVALID;
-      fd = shm_open(("/" + name).c_str(), O_RDONLY | O_CLOEXEC, 0);
-    } else if (name[0] == '/') {
-      fd = ::open(name.c_str(), O_RDONLY | O_CLOEXEC);
-    } else {
-      return CONFCAST_ERR_INVALID;
-    }
+    const int fd = name.empty() ? ::open(location.c_str(), O_RDONLY | O_CLOEXEC)
+                                : shm_open(name.c_str(), O_RDONLY | O_CLOEXEC, 0);
     if (fd < 0) return ErrnoStatus(errno);
     const int rc = MapVerified(fd, out);
     const int saved = errno;
     ::close(fd);
     errno = saved;
+    if (rc == CONFCAST_OK) out->location_ = std::move(location);
     return rc;
   }
 
@@ -490,20 +497,22 @@ class Subscriber {
         if (seen_version) *seen_version = v;
         return CONFCAST_OK;
       }
-      if (detail::LoadAcquire(&h->retired) != 0) return CONFCAST_ERR_INCOMPATIBLE;
-      timespec rel{}, *relp = nullptr;
+      if (detail::LoadAcquire(&h->retired) != 0 || NameMovedToAnotherSegment()) return CONFCAST_ERR_INCOMPATIBLE;
+      int64_t left = kNameCheckNs;
       if (timeout_ms >= 0) {
         timespec now;
         clock_gettime(CLOCK_MONOTONIC, &now);
-        int64_t left = (int64_t{deadline.tv_sec} - now.tv_sec) * 1000000000 + (deadline.tv_nsec - now.tv_nsec);
+        left = (int64_t{deadline.tv_sec} - now.tv_sec) * 1000000000 + (deadline.tv_nsec - now.tv_nsec);
         if (left <= 0) {
           if (seen_version) *seen_version = v;
           return CONFCAST_ERR_TIMEOUT;
         }
-        rel.tv_sec = left / 1000000000;
-        rel.tv_nsec = left % 1000000000;
-        relp = &rel;
       }
+      // Sleep in slices, so that a segment replaced without a word to its
+      // readers (see NameMovedToAnotherSegment) is noticed within one slice.
+      if (left > kNameCheckNs) left = kNameCheckNs;
+      timespec rel{static_cast<time_t>(left / 1000000000), static_cast<long>(left % 1000000000)};
+      timespec* relp = &rel;
       // Not FUTEX_PRIVATE_FLAG: the word is shared between processes. FUTEX_WAIT
       // only needs read access, so the read-only mapping is enough.
       if (syscall(SYS_futex, &h->change_futex, FUTEX_WAIT, seen, relp, nullptr, 0) != 0 &&
@@ -511,6 +520,19 @@ class Subscriber {
         return CONFCAST_ERR_SYSTEM;
       }
     }
+  }
+
+  // Whether the segment's name now stands for another file than the one this
+  // handle mapped. A publisher marks a segment it replaces as retired, but
+  // one killed between its rename and that mark, or a segment deleted and
+  // created anew (by hand, or by a publisher after /dev/shm was cleaned),
+  // leaves readers with no word: this is how they find out. A name that is
+  // gone for now is not a move: the publisher may be about to create it.
+  bool NameMovedToAnotherSegment() const noexcept {
+    if (location_.empty()) return false;
+    struct stat st;
+    if (stat(location_.c_str(), &st) != 0) return false;
+    return st.st_ino != mapped_ino_ || st.st_dev != mapped_dev_;
   }
 
   // The publisher's status as stored in the segment.
@@ -634,8 +656,13 @@ class Subscriber {
     void* base = mmap(nullptr, g.size, PROT_READ, MAP_SHARED, fd, 0);
     if (base == MAP_FAILED) return CONFCAST_ERR_SYSTEM;
     const int adopted = Adopt(static_cast<const uint8_t*>(base), g, /*owned=*/true, out);
-    if (adopted != CONFCAST_OK) munmap(base, g.size);
-    return adopted;
+    if (adopted != CONFCAST_OK) {
+      munmap(base, g.size);
+      return adopted;
+    }
+    out->mapped_dev_ = st.st_dev;
+    out->mapped_ino_ = st.st_ino;
+    return CONFCAST_OK;
   }
 
   // Reads a segment through memory this handle does not own (so never
@@ -656,6 +683,9 @@ class Subscriber {
     if (!cache) return CONFCAST_ERR_SYSTEM;
     for (uint32_t i = 0; i < kCacheSlots; ++i) cache[i].store(Key::kNoCache, std::memory_order_relaxed);
     out->Unmap();
+    out->location_.clear();
+    out->mapped_dev_ = 0;
+    out->mapped_ino_ = 0;
     out->path_cache_ = std::move(cache);
     out->base_ = base;
     out->owns_mapping_ = owned;
@@ -926,6 +956,7 @@ class Subscriber {
     }
   }
 
+  static constexpr int64_t kNameCheckNs = 1000000000;  // Wait() looks at the name at least this often
   static constexpr uint32_t kPathCacheSlots = 64;  // by path hash (ReadPath)
   static constexpr uint32_t kSiteCacheSlots = 64;  // by string address (ReadCPath); SiteIndex() makes 6 bits
   // An internal result of a read section: the cached place did not hold the
@@ -947,6 +978,11 @@ class Subscriber {
   // then kSiteCacheSlots by string address. Hints only: every use re-checks.
   std::unique_ptr<std::atomic<uint64_t>[]> path_cache_;
   std::atomic<uint64_t>* site_cache_ = nullptr;  // into path_cache_
+  // The file the segment's name stands for, and which file this handle
+  // mapped: Wait() notices when the name has moved on to another segment.
+  std::string location_;  // "" for AttachUnowned
+  dev_t mapped_dev_ = 0;
+  ino_t mapped_ino_ = 0;
 };
 
 }  // namespace confcast
