@@ -117,4 +117,38 @@ TEST(FuzzRegression, LatinEscapesNeverThrowAndNeverPublishInvalidUtf8) {
   }
 }
 
+// Fuzz finding (segment_fuzzer, 2026-11-28): a slot whose data_size ends
+// before a node's JSON span (only a corrupt segment does that) was judged
+// against the slot's capacity by a live read, which returned those bytes,
+// and against data_size by a pinned copy, which said CORRUPT. Both now judge
+// the bytes the publisher said it wrote. Input:
+// corpus/segment/regress-live-json-beyond-data-size.
+TEST(FuzzRegression, LiveAndPinnedReadsJudgeTheSameBytes) {
+  namespace cl = confcast::layout;
+  const std::string name = "cc-regress-size-" + std::to_string(getpid());
+  auto opened = confcast::publisher::SegmentWriter::Open({name, 64 << 10, 0600});
+  ASSERT_TRUE(std::holds_alternative<std::unique_ptr<confcast::publisher::SegmentWriter>>(opened));
+  auto& writer = std::get<std::unique_ptr<confcast::publisher::SegmentWriter>>(opened);
+  auto built = confcast::snapshot::BuildSnapshot({{"log_level", "INFO"}, {"pad", std::string(200, 'p')}});
+  const auto& words = std::get<confcast::snapshot::BuiltSnapshot>(built).words;
+  writer->Publish(words.data(), words.size(), {}, 1);
+  // Cut the JSON text (the last region) off the declared size.
+  auto* bytes = const_cast<uint8_t*>(writer->mapping());
+  const auto* h = reinterpret_cast<const cl::SegmentHeader*>(bytes);
+  auto* slot = reinterpret_cast<cl::SlotHeader*>(bytes + cl::kHeaderSize + h->active_slot * h->slot_stride);
+  slot->data_size = (slot->data_size - 64) & ~uint64_t{7};
+  confcast::Subscriber sub(name);
+  char buf[512];
+  size_t len = 0;
+  const int live = sub.GetJson("log_level", buf, sizeof(buf), &len);
+  confcast::Snapshot pinned;
+  const int pin = sub.TryPin(&pinned);
+  std::string_view pinned_json;
+  const int from_pin = pin == CONFCAST_OK ? pinned.GetJson("log_level", &pinned_json) : pin;
+  EXPECT_EQ(live, from_pin);
+  EXPECT_EQ(live, CONFCAST_ERR_CORRUPT) << "a snapshot whose regions end past its declared size is corrupt";
+  writer.reset();
+  shm_unlink(("/" + name).c_str());
+}
+
 }  // namespace

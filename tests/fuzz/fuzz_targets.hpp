@@ -568,8 +568,8 @@ inline void ReadEverything(const Subscriber& sub, const std::vector<std::string>
     std::string_view pj;
     const int prj = pinned.GetJson(path, &pj);
     if (rj != CONFCAST_ERR_TRUNCATED) {
-      CONFCAST_FUZZ_CHECK(prj == rj && (rj != CONFCAST_OK || pj == live_json), "pinned json of '%s' differs",
-                          path.c_str());
+      CONFCAST_FUZZ_CHECK(prj == rj && (rj != CONFCAST_OK || pj == live_json), "pinned json of '%s' differs: %d vs %d, %zu vs %zu",
+                          path.c_str(), prj, rj, pj.size(), live_json.size());
     }
     (void)pinned.TypeOf(path);
   }

@@ -744,6 +744,16 @@ class Subscriber {
   static const uint8_t* SlotBytes(const layout::SlotHeader* slot) noexcept {
     return reinterpret_cast<const uint8_t*>(slot) + sizeof(layout::SlotHeader);
   }
+  // The bytes the publisher wrote into the slot, as a view; false if the
+  // slot's size is impossible. Bounded by the snapshot's size, not the slot's
+  // capacity, so that a live read and a pinned copy (which copies exactly
+  // that many bytes) judge the same bytes alike.
+  bool SlotView(const layout::SlotHeader* slot, View* out) const noexcept {
+    const uint64_t size = LoadData(&slot->data_size);
+    if (CONFCAST_UNLIKELY(size > capacity_ || size % 8 != 0)) return false;
+    *out = View(SlotBytes(slot), size);
+    return true;
+  }
 
   // One read of the stats latch (seqcount_latch: the writer flips stats_seq
   // around each of the two copies, a reader takes copy seq & 1).
@@ -764,7 +774,8 @@ class Subscriber {
   int ReadConsistent(uint64_t* version, Fn&& fn) const noexcept {
     return ReadSection(version, [&](const layout::SlotHeader* slot, uint64_t ver) -> int {
       if (ver == 0) return CONFCAST_ERR_EMPTY;
-      View view(SlotBytes(slot), capacity_);
+      View view(nullptr, 0);
+      if (!SlotView(slot, &view)) return CONFCAST_ERR_CORRUPT;
       return fn(view, ver);
     });
   }
@@ -839,8 +850,8 @@ class Subscriber {
     std::atomic<uint64_t>& cell = site_cache_[SiteIndex(path)];
     const int rc = ReadSection(version, [&](const layout::SlotHeader* slot, uint64_t ver) -> int {
       const uint64_t index = Key::CachedIndex(cell.load(std::memory_order_relaxed), ver);
-      if (CONFCAST_UNLIKELY(index > last_entry_index_)) return kCacheMiss;
-      View view(SlotBytes(slot), capacity_);
+      View view(nullptr, 0);
+      if (CONFCAST_UNLIKELY(index > last_entry_index_ || !SlotView(slot, &view))) return kCacheMiss;
       if (CONFCAST_UNLIKELY(!view.IsCString(index * 8, path))) return kCacheMiss;
       snapshot::Found f;
       if (!view.EntryAt(index * 8, &f)) return CONFCAST_ERR_CORRUPT;
@@ -868,8 +879,8 @@ class Subscriber {
     uint64_t type = 0, value = 0;
     const int rc = ReadSection(version, [&](const layout::SlotHeader* slot, uint64_t ver) -> int {
       const uint64_t index = Key::CachedIndex(cell.load(std::memory_order_relaxed), ver);
-      if (CONFCAST_UNLIKELY(index > last_entry_index_)) return kCacheMiss;
-      const View view(SlotBytes(slot), capacity_);
+      View view(nullptr, 0);
+      if (CONFCAST_UNLIKELY(index > last_entry_index_ || !SlotView(slot, &view))) return kCacheMiss;
       if (CONFCAST_UNLIKELY(!view.IsCString(index * 8, path))) return kCacheMiss;
       type = view.Word(index * 8 + offsetof(snapshot::Entry, type));
       value = view.Word(index * 8 + offsetof(snapshot::Entry, value));
