@@ -450,18 +450,45 @@ TEST(Fault, PublisherKilledAtRandomMomentsNeverHurtsReaders) {
               static_cast<unsigned long long>(max_op_us));
 }
 
+// A publisher with --capacity 65536 on `config`, once it has published:
+// the process, a reader of the segment and the version it holds. On failure
+// (reported) the reader is null.
+struct FirstPublisher {
+  std::unique_ptr<Process> process;
+  std::unique_ptr<Subscriber> reader;
+  uint64_t version = 0;
+};
+FirstPublisher StartFirstPublisher(const std::string& config, const std::string& segment, const std::string& log) {
+  FirstPublisher first;
+  first.process = Process::Spawn({PublisherArgs(config, segment, {"--capacity", "65536"}), log, std::nullopt,
+                                  std::nullopt});
+  first.reader = OpenWhenReady(segment, kTimeout);
+  if (!first.reader || first.reader->Wait(0, static_cast<int>(kTimeout.count()), &first.version) != CONFCAST_OK) {
+    ADD_FAILURE() << "the first publisher never published\n" << ReadFile(log);
+    first.reader.reset();
+  }
+  return first;
+}
+// Stops it (SIGTERM); false (reported) unless it exits 0.
+bool StopCleanly(Process& process) {
+  process.Signal(SIGTERM);
+  if (!process.WaitExit(kTimeout) || process.exit_code() != 0) {
+    ADD_FAILURE() << "the publisher did not stop cleanly";
+    return false;
+  }
+  return true;
+}
+
 TEST(Fault, RestartWithAnotherCapacityRetiresTheOldSegment) {
   ScratchDir dir("fault-capacity");
   const std::string config = dir / "config.yaml";
   const std::string log = dir / "publisher.log";
   ShmGuard segment(UniqueName("capacity"));
   ReplaceFile(config, FaultConfig(7));
-  auto first = Process::Spawn({PublisherArgs(config, segment.name(), {"--capacity", "65536"}), log, std::nullopt,
-                               std::nullopt});
-  auto old_reader = OpenWhenReady(segment.name(), kTimeout);
-  ASSERT_TRUE(old_reader) << ReadFile(log);
-  uint64_t v = 0;
-  ASSERT_EQ(old_reader->Wait(0, static_cast<int>(kTimeout.count()), &v), CONFCAST_OK);
+  FirstPublisher first = StartFirstPublisher(config, segment.name(), log);
+  ASSERT_TRUE(first.reader);
+  Subscriber* old_reader = first.reader.get();
+  const uint64_t v = first.version;
   ASSERT_EQ(old_reader->slot_capacity(), 65536u);
 
   // A reader in another process, asleep in Wait on the old segment.
@@ -481,9 +508,7 @@ TEST(Fault, RestartWithAnotherCapacityRetiresTheOldSegment) {
     delete p;
   });
 
-  first->Signal(SIGTERM);
-  ASSERT_TRUE(first->WaitExit(kTimeout));
-  ASSERT_EQ(first->exit_code(), 0);
+  ASSERT_TRUE(StopCleanly(*first.process));
   auto second = Process::Spawn({PublisherArgs(config, segment.name(), {"--capacity", "131072"}), log, std::nullopt,
                                 std::nullopt});
 
@@ -546,15 +571,11 @@ TEST(Fault, RestartWithAnotherCapacityAndABadConfigKeepsTheOldSegmentServing) {
   const std::string log = dir / "publisher.log";
   ShmGuard segment(UniqueName("capbad"));
   ReplaceFile(config, FaultConfig(7));
-  auto first = Process::Spawn({PublisherArgs(config, segment.name(), {"--capacity", "65536"}), log, std::nullopt,
-                               std::nullopt});
-  auto old_reader = OpenWhenReady(segment.name(), kTimeout);
-  ASSERT_TRUE(old_reader) << ReadFile(log);
-  uint64_t v = 0;
-  ASSERT_EQ(old_reader->Wait(0, static_cast<int>(kTimeout.count()), &v), CONFCAST_OK);
-  first->Signal(SIGTERM);
-  ASSERT_TRUE(first->WaitExit(kTimeout));
-  ASSERT_EQ(first->exit_code(), 0);
+  FirstPublisher first = StartFirstPublisher(config, segment.name(), log);
+  ASSERT_TRUE(first.reader);
+  Subscriber* old_reader = first.reader.get();
+  const uint64_t v = first.version;
+  ASSERT_TRUE(StopCleanly(*first.process));
 
   ReplaceFile(config, "llm:\n  model: [unclosed\n");
   auto second = Process::Spawn({PublisherArgs(config, segment.name(), {"--capacity", "131072", "--debounce-ms", "20"}),
@@ -601,9 +622,7 @@ TEST(Fault, RestartWithAnotherCapacityAndABadConfigKeepsTheOldSegmentServing) {
   EXPECT_EQ(info.reload_total, 1u);
   EXPECT_EQ(info.reload_errors_total, 1u);
   EXPECT_TRUE(ReplacementTemporaries(segment.name()).empty()) << Joined(ReplacementTemporaries(segment.name()));
-  second->Signal(SIGTERM);
-  ASSERT_TRUE(second->WaitExit(kTimeout));
-  EXPECT_EQ(second->exit_code(), 0);
+  EXPECT_TRUE(StopCleanly(*second));
 }
 
 // A publisher with another --capacity that stops (SIGTERM) or dies (SIGKILL)
@@ -616,14 +635,11 @@ TEST(Fault, StoppingBeforeTheReplacementLeavesTheOldSegmentIntact) {
   ShmGuard segment(UniqueName("capstop"));
   const std::string on_disk = "/dev/shm/" + segment.name();
   ReplaceFile(config, FaultConfig(5));
-  auto first = Process::Spawn({PublisherArgs(config, segment.name(), {"--capacity", "65536"}), log, std::nullopt,
-                               std::nullopt});
-  auto reader = OpenWhenReady(segment.name(), kTimeout);
-  ASSERT_TRUE(reader) << ReadFile(log);
-  uint64_t v = 0;
-  ASSERT_EQ(reader->Wait(0, static_cast<int>(kTimeout.count()), &v), CONFCAST_OK);
-  first->Signal(SIGTERM);
-  ASSERT_TRUE(first->WaitExit(kTimeout));
+  FirstPublisher first = StartFirstPublisher(config, segment.name(), log);
+  ASSERT_TRUE(first.reader);
+  Subscriber* reader = first.reader.get();
+  const uint64_t v = first.version;
+  ASSERT_TRUE(StopCleanly(*first.process));
   const std::string slots_before = ReadFile(on_disk).substr(layout::kHeaderSize);
 
   ReplaceFile(config, "llm:\n  max_retries: 99\n");  // fails the schema
@@ -665,13 +681,9 @@ TEST(Fault, CheckTouchesNoSegment) {
   ShmGuard segment(UniqueName("check"));
   ShmGuard absent(UniqueName("check-absent"));
   ReplaceFile(config, FaultConfig(2));
-  auto pub = Process::Spawn({PublisherArgs(config, segment.name(), {"--capacity", "65536"}), log, std::nullopt,
-                             std::nullopt});
-  auto reader = OpenWhenReady(segment.name(), kTimeout);
-  ASSERT_TRUE(reader) << ReadFile(log);
-  ASSERT_EQ(reader->Wait(0, static_cast<int>(kTimeout.count())), CONFCAST_OK);
-  pub->Signal(SIGTERM);  // no heartbeat from here on: the bytes hold still
-  ASSERT_TRUE(pub->WaitExit(kTimeout));
+  FirstPublisher first = StartFirstPublisher(config, segment.name(), log);
+  ASSERT_TRUE(first.reader);
+  ASSERT_TRUE(StopCleanly(*first.process));  // no heartbeat from here on: the bytes hold still
   const std::string before = ReadFile("/dev/shm/" + segment.name());
   for (const bool valid : {true, false}) {
     if (!valid) ReplaceFile(config, "llm: [\n");
@@ -734,9 +746,7 @@ TEST(Fault, SegmentOfAnotherLayoutIsRefusedByReadersAndReplacedByThePublisher) {
       kTimeout))
       << ReadFile(log);
   EXPECT_EQ(sub->GetString("fault.s"), "n=3");
-  pub->Signal(SIGTERM);
-  ASSERT_TRUE(pub->WaitExit(kTimeout));
-  EXPECT_EQ(pub->exit_code(), 0);
+  EXPECT_TRUE(StopCleanly(*pub));
 }
 
 // A tmpfs of 1 MiB mounted for the test, unmounted at the end.

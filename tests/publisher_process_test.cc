@@ -274,23 +274,35 @@ int64_t BytesReadBy(pid_t pid) {
   return at == std::string::npos ? -1 : std::stoll(io.substr(at + 7));
 }
 
-TEST_P(ProcessStop, DuringStartupExitsZeroAndTheFirstVersionStays) {
-  const std::string schema = dir_ / "schema.yaml";
+// Starts a publisher of ModelConfig("early") with a large --schema and
+// returns once it has read that schema: main() runs, the event loop is still
+// ahead. *observable is false (and nothing is waited for) where /proc/PID/io
+// cannot be read.
+ChildProcess StartPublisherInStartup(PublisherOptions o, const std::string& config, const std::string& schema,
+                                     bool* observable) {
   const std::string schema_text = LargeSchema(10000);
   WriteInPlace(schema, schema_text);
-  WriteInPlace(config_, ModelConfig("early"));
-  PublisherOptions o = Options();
+  WriteInPlace(config, ModelConfig("early"));
   o.extra_args = {"--schema", schema};
+  ChildProcess pub = StartPublisher(o);
+  *observable = BytesReadBy(pub.pid()) >= 0;
+  if (*observable) {
+    EXPECT_TRUE(WaitUntil(
+        [&] { return BytesReadBy(pub.pid()) >= static_cast<int64_t>(schema_text.size()) || !pub.Running(); },
+        kEventTimeout, 1ms))
+        << pub.Describe();
+  }
+  return pub;
+}
+
+TEST_P(ProcessStop, DuringStartupExitsZeroAndTheFirstVersionStays) {
   constexpr int kRuns = 2;
   int signalled_during_startup = 0;
   for (int run = 0; run < kRuns; ++run) {
     SCOPED_TRACE("run " + std::to_string(run));
-    ChildProcess pub = StartPublisher(o);
-    if (BytesReadBy(pub.pid()) < 0) GTEST_SKIP() << "/proc/PID/io is not readable here";
-    ASSERT_TRUE(WaitUntil(
-        [&] { return BytesReadBy(pub.pid()) >= static_cast<int64_t>(schema_text.size()) || !pub.Running(); },
-        kEventTimeout, 1ms))
-        << pub.Describe();
+    bool observable = false;
+    ChildProcess pub = StartPublisherInStartup(Options(), config_, dir_ / "schema.yaml", &observable);
+    if (!observable) GTEST_SKIP() << "/proc/PID/io is not readable here";
     // Logged after the segment is opened, well before the loop.
     const bool early = pub.CountInStderr("confcast-publisher starting") == 0;
     ASSERT_TRUE(pub.Signal(GetParam())) << "it died before the signal; " << pub.Describe();
@@ -663,18 +675,9 @@ using ProcessSighup = ProcessTest;
 // SIGHUP during startup (see ProcessStop.DuringStartup*): it waits for the
 // loop and is a reload there, instead of killing the publisher.
 TEST_F(ProcessSighup, DuringStartupIsAReloadNotADeath) {
-  const std::string schema = dir_ / "schema.yaml";
-  const std::string schema_text = LargeSchema(10000);
-  WriteInPlace(schema, schema_text);
-  WriteInPlace(config_, ModelConfig("early"));
-  PublisherOptions o = Options();
-  o.extra_args = {"--schema", schema};
-  ChildProcess pub = StartPublisher(o);
-  if (BytesReadBy(pub.pid()) < 0) GTEST_SKIP() << "/proc/PID/io is not readable here";
-  ASSERT_TRUE(WaitUntil(
-      [&] { return BytesReadBy(pub.pid()) >= static_cast<int64_t>(schema_text.size()) || !pub.Running(); },
-      kEventTimeout, 1ms))
-      << pub.Describe();
+  bool observable = false;
+  ChildProcess pub = StartPublisherInStartup(Options(), config_, dir_ / "schema.yaml", &observable);
+  if (!observable) GTEST_SKIP() << "/proc/PID/io is not readable here";
   ASSERT_TRUE(pub.Signal(SIGHUP)) << "it died before the signal; " << pub.Describe();
   ASSERT_TRUE(WaitUntil([&] { return pub.CountInStderr("SIGHUP: reloading now") > 0 || !pub.Running(); },
                         kEventTimeout))
