@@ -30,6 +30,7 @@
 #include <fstream>
 #include <functional>
 #include <iterator>
+#include <map>
 #include <memory>
 #include <optional>
 #include <random>
@@ -134,6 +135,22 @@ inline bool PollUntil(const std::function<bool()>& done, milliseconds timeout) {
   }
 }
 
+// A copy of the program at `path` that any user can run. The build tree may
+// lie in a directory only its owner can enter (`mktemp -d` makes one 0700),
+// and exec as `nobody` then fails; the copy lives in a world-traversable
+// directory removed at exit. Copied once per program per test process.
+inline std::string RunnableByAnyone(const std::string& path) {
+  static ScratchDir dir("bin");
+  static std::map<std::string, std::string> copies;
+  auto [it, inserted] = copies.try_emplace(path);
+  if (inserted) {
+    it->second = dir / (fs::path(path).filename().string() + "-" + std::to_string(copies.size()));
+    fs::copy_file(path, it->second, fs::copy_options::overwrite_existing);
+    fs::permissions(it->second, fs::perms(0755));
+  }
+  return it->second;
+}
+
 struct SpawnOptions {
   std::vector<std::string> argv;
   std::string output_path;             // stdout and stderr go here ("" = /dev/null)
@@ -145,8 +162,10 @@ struct SpawnOptions {
 class Process {
  public:
   static std::unique_ptr<Process> Spawn(const SpawnOptions& options) {
+    std::vector<std::string> argv = options.argv;
+    if (options.as_user && !argv.empty()) argv[0] = RunnableByAnyone(argv[0]);
     std::vector<char*> args;
-    for (const std::string& a : options.argv) args.push_back(const_cast<char*>(a.c_str()));
+    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
     const int out = options.output_path.empty()
                         ? open("/dev/null", O_WRONLY | O_CLOEXEC)
