@@ -160,11 +160,3 @@ def resolve_segment(segment: str | None) -> str:
         return segment
     return os.environ.get("CONFCAST_SEGMENT") or DEFAULT_SEGMENT
 
-
-def segment_file(segment: str) -> str | None:
-    """Where the segment lives in the file system, or None if the name is neither form of the contract."""
-    if "/" not in segment:
-        return "/dev/shm/" + segment
-    if segment.startswith("/"):
-        return segment
-    return None

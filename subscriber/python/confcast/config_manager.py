@@ -21,6 +21,12 @@ Threading contract: every method may be called from any thread. ``start()``
 and ``stop()`` are serialised by a lock and may be called any number of
 times, in any order. Applying ``log_level`` happens on the subscriber's
 callback thread, never in a request.
+
+fork(): a manager made (and started) before ``fork()`` - a module-level one
+under gunicorn ``--preload`` - works in the child: it gets fresh locks, its
+subscriber opens the segment anew in the child and restarts the callback
+thread there (``confcast._fork``), and ``stop()`` returns promptly in either
+process.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import logging
 import threading
 from typing import Any
 
+from . import _fork
 from .errors import Closed
 from .snapshot import Snapshot, thaw
 from .subscriber import Subscriber
@@ -65,11 +72,19 @@ class ConfigManager:
         self.segment = segment
         self.wait_timeout = wait_timeout
         self.apply_log_level = apply_log_level
-        self._lock = threading.Lock()
         self._subscriber: Subscriber | None = None
         self._started = False
         self._applied_version = 0
+        self._fresh_locks()
+        _fork.track_manager(self)
+
+    def _fresh_locks(self) -> None:
+        self._lock = threading.Lock()
         self._log_level_lock = threading.Lock()
+
+    def _after_fork_in_child(self) -> None:
+        # A thread that held one of these in the parent does not exist in the child.
+        self._fresh_locks()
 
     # -- lifecycle ---------------------------------------------------------------
     def start(self, wait_timeout: Any = _USE_CONSTRUCTOR_TIMEOUT) -> None:

@@ -90,7 +90,9 @@ class InvalidArgument(ConfcastError, ValueError):
 
 
 class PermissionDenied(ConfcastError, PermissionError):
-    """The segment exists but this process may not read it (see --segment-mode)."""
+    """The segment exists but this process may not read it (see --segment-mode), or may not
+    trust it: group or others can write it, or its owner is not root, this process's user or
+    ``$CONFCAST_SEGMENT_OWNER``."""
 
     status = -9
 

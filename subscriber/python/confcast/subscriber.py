@@ -5,12 +5,25 @@
 cached immutable ``Snapshot``:
 
 * steady state: read the segment's version word from our own read-only
-  mapping of the header (no ctypes call, no lock) and compare it with the
-  cached snapshot's version;
+  mapping of the header (no ctypes call, no lock, no system call) and
+  compare it with the cached snapshot's version;
 * after a publish: under a lock, copy the new version's JSON through the C
   library (``confcast_snapshot_json`` - one consistent version), pair it with
   that version's SHA-256 (``confcast_info_get``, retried until both name the
   same version) and freeze it.
+
+The header mapping and the C handle are made from ONE open of the segment
+file (``confcast._segment``), so they always read the same file. Opening
+refuses a segment that group or others can write, or that is owned by
+anyone but root, this process's user or ``$CONFCAST_SEGMENT_OWNER``
+(``PermissionDenied``), also when a replacement is followed.
+
+Replacements: a publisher that replaces the segment marks the old one
+retired; ``snapshot()`` and ``wait()`` then reopen by name. A name that
+moved to another file with no mark (publisher killed mid-replacement, or
+the segment deleted and created anew) is noticed by ``wait()`` - and so by
+the ``on_change`` thread - which compares the name with the open file at
+most about once a second, and follows it the same way.
 
 Threading contract
 ------------------
@@ -23,11 +36,17 @@ Threading contract
   callback that raises is logged, and the others still run. A burst of
   publishes may be reported once, with the newest snapshot.
 * ``close()`` waits for C calls in flight (a ``wait()`` ends within one
-  slice with ``Closed``), stops the callback thread, then frees the handle.
-  It is idempotent. Using the subscriber afterwards raises ``Closed``.
-* Open subscribers in the process that uses them: after ``fork()`` the
-  callback thread does not exist in the child (gunicorn: open in the worker,
-  e.g. in the app's startup event, not with ``--preload`` at import time).
+  slice with ``Closed``), at most ``CLOSE_WAIT_SECONDS``; it never waits
+  longer. Calls still in flight then keep their handle, which is left
+  allocated (a warning is logged) rather than freed under them. It stops the
+  callback thread, is idempotent, and using the subscriber afterwards
+  raises ``Closed``.
+* ``fork()`` is safe (gunicorn ``--preload``, a module-level
+  ``ConfigManager``): in the child, each subscriber opens the segment anew -
+  its own fd, mapping and C handle - gets fresh locks and counters, and
+  restarts its ``on_change`` thread if it had callbacks (``confcast._fork``).
+  The parent's subscriber is unaffected. If the segment cannot be opened in
+  the child, the next use retries and raises that error if it still fails.
 """
 
 from __future__ import annotations
@@ -36,20 +55,25 @@ import ctypes
 import json
 import logging
 import math
+import os
+import sys
 import threading
 import time
+import weakref
 from types import MappingProxyType
 from typing import Any, Callable
 
-from . import _native
-from ._version_word import RETIRED_INDEX, VERSION_INDEX, open_version_words
-from .errors import (Closed, ConfcastError, Corrupt, Empty, Incompatible, KeyNotFound,
-                     SegmentNotFound, Timeout)
+from . import _fork, _native
+from ._segment import OpenSegment, open_segment
+from ._version_word import HEARTBEAT_MONO_INDEX, RETIRED_INDEX, VERSION_INDEX
+from .errors import Closed, ConfcastError, Corrupt, Empty, Incompatible, KeyNotFound, SegmentNotFound, Timeout
 from .snapshot import Snapshot, thaw
 
 _log = logging.getLogger("confcast")
 
 WAIT_SLICE_SECONDS = 0.25        # longest single confcast_wait; bounds how long close() waits
+CLOSE_WAIT_SECONDS = 4 * WAIT_SLICE_SECONDS  # a few slices: a wait() in flight ends within one
+NAME_CHECK_SECONDS = 1.0         # how often wait() looks whether the name moved to another file
 _CONSISTENT_READ_ATTEMPTS = 100  # snapshot + info naming the same version; publishes are debounced
 _INITIAL_JSON_BYTES = 64 * 1024
 _INITIAL_STRING_BYTES = 256
@@ -69,6 +93,21 @@ class _ClosedWords:
 _CLOSED_WORDS = _ClosedWords()
 
 
+class _ReopenWords:
+    """Stands in for the version words while the segment is not open in this process (a reopen
+    after fork() failed): the next read retries the open, and raises its error if it fails."""
+
+    def __init__(self, subscriber: "Subscriber") -> None:
+        self._subscriber = weakref.ref(subscriber)  # no cycle: __del__ must still run
+
+    def __getitem__(self, index: int) -> int:
+        subscriber = self._subscriber()
+        if subscriber is None:
+            raise Closed("the confcast subscriber is closed")
+        subscriber._reopen()
+        return subscriber._words[index]
+
+
 class Subscriber:
     """Reads the config a confcast publisher broadcasts in ``segment``.
 
@@ -77,32 +116,39 @@ class Subscriber:
     file. ``SegmentNotFound`` if it does not exist, unless ``wait_timeout``
     (seconds) is given: then the constructor waits up to that long for the
     segment to exist and hold a published version (see ``wait_for_segment``).
+    ``PermissionDenied`` if the segment is not trusted (see the module doc).
     """
 
     def __init__(self, segment: str | None = None, *, wait_timeout: float | None = None) -> None:
         self._lib = _native.library()
         self.segment = _native.resolve_segment(segment)
+        self._seg: OpenSegment | None = None
         self._handle: ctypes.c_void_p | None = None
         self._words: Any = _CLOSED_WORDS
-        self._version_words = None
+        self._replaced: list[OpenSegment] = []
+        self._generation = 0                  # +1 per segment file installed: tells the watcher of a switch
+        self._name_checked_at = 0.0
         self._snapshot: Snapshot | None = None
-        self._refresh_lock = threading.Lock()
-        self._guard = threading.Lock()        # a plain lock: taken twice per C call, so it must be cheap
-        self._calls_in_flight = 0
-        self._drained = threading.Event()     # set by the last call to leave once close() began
         self._closing = False
-        self._stop = threading.Event()
         self._callbacks: list[ChangeCallback] = []
         self._watcher: threading.Thread | None = None
-        self._replaced_handles: list[ctypes.c_void_p] = []
+        self._watch_seen = 0                  # the last version the watcher reported
         self._json_buffer = ctypes.create_string_buffer(_INITIAL_JSON_BYTES)
+        self._fresh_sync_state()
 
         if wait_timeout is None:
-            self._handle = self._open_handle()
+            seg = open_segment(self._lib, self.segment)
         else:
-            self._handle = self._open_handle_waiting(float(wait_timeout))
-        self._version_words = open_version_words(self.segment, self._lib.version, self._handle)
-        self._words = self._version_words.words
+            seg = self._open_waiting(float(wait_timeout))
+        self._install(seg)
+        _fork.track_subscriber(self)
+
+    def _fresh_sync_state(self) -> None:
+        self._refresh_lock = threading.RLock()  # re-entrant: a reopen may happen inside a refresh
+        self._guard = threading.Lock()          # a plain lock: taken twice per C call, so it must be cheap
+        self._calls_in_flight = 0
+        self._drained = threading.Event()       # set by the last call to leave once close() began
+        self._stop = threading.Event()
 
     @classmethod
     def wait_for_segment(cls, segment: str | None = None, timeout: float = 30.0) -> "Subscriber":
@@ -116,21 +162,12 @@ class Subscriber:
         return cls(segment, wait_timeout=timeout)
 
     # -- opening -------------------------------------------------------------
-    def _open_handle(self) -> ctypes.c_void_p:
-        handle = ctypes.c_void_p()
-        status = self._lib.open(self.segment.encode(), ctypes.byref(handle))
-        if status != _native.OK:
-            where = _native.segment_file(self.segment) or self.segment
-            raise self._lib.error(status, f"cannot open confcast segment {self.segment!r} ({where})",
-                                  segment=self.segment)
-        return handle
-
-    def _open_handle_waiting(self, timeout: float) -> ctypes.c_void_p:
+    def _open_waiting(self, timeout: float) -> OpenSegment:
         deadline = time.monotonic() + timeout
         poll = 0.01
         while True:
             try:
-                handle = self._open_handle()
+                seg = open_segment(self._lib, self.segment)
             except _RETRYABLE_WHILE_WAITING as exc:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -140,27 +177,57 @@ class Subscriber:
                 time.sleep(min(poll, remaining))
                 poll = min(poll * 2, 0.1)
                 continue
-            version_now = self._lib.version(handle)
-            if version_now > 0:
-                return handle
+            if self._lib.version(seg.handle) > 0:
+                return seg
             remaining = max(0.0, deadline - time.monotonic())
             out = ctypes.c_uint64()
-            status = self._lib.wait(handle, 0, int(math.ceil(remaining * 1000)), ctypes.byref(out))
+            status = self._lib.wait(seg.handle, 0, int(math.ceil(remaining * 1000)), ctypes.byref(out))
             if status == _native.OK:
-                return handle
-            self._lib.close(handle)
+                return seg
+            seg.close(self._lib)
             if status == Timeout.status:
                 raise Empty(f"confcast segment {self.segment!r} exists but nothing was published "
                             f"within {timeout:g} s", status=Empty.status, segment=self.segment)
             raise self._lib.error(status, f"waiting for a version in {self.segment!r}", segment=self.segment)
 
-    # -- the guard that lets close() free the handle safely --------------------
-    def _enter(self) -> ctypes.c_void_p:
+    def _install(self, seg: OpenSegment) -> None:
+        """Makes ``seg`` the segment every call uses. The one it replaces stays allocated until
+        close(), because a thread may still be inside a C call with it."""
         with self._guard:
             if self._closing:
+                seg.close(self._lib)
                 raise Closed(f"the confcast subscriber of {self.segment!r} is closed", segment=self.segment)
-            self._calls_in_flight += 1
-            return self._handle
+            if self._seg is not None:
+                self._replaced.append(self._seg)
+            self._seg = seg
+            self._handle = seg.handle
+            self._words = seg.version_words.words
+            self._generation += 1
+            self._name_checked_at = time.monotonic()
+
+    def _reopen(self) -> None:
+        """Opens the segment when this process has none open (a reopen after fork() failed)."""
+        with self._refresh_lock:
+            if self._closing or self._seg is not None:
+                return
+            try:
+                seg = open_segment(self._lib, self.segment)
+            except ConfcastError as exc:
+                exc.args = (f"{exc} (opening it again in process {os.getpid()} after fork())",)
+                raise
+            self._install(seg)
+
+    # -- the guard that lets close() free the handle safely --------------------
+    def _enter(self) -> OpenSegment:
+        while True:
+            with self._guard:
+                if self._closing:
+                    raise Closed(f"the confcast subscriber of {self.segment!r} is closed", segment=self.segment)
+                seg = self._seg
+                if seg is not None:
+                    self._calls_in_flight += 1
+                    return seg
+            self._reopen()
 
     def _exit(self) -> None:
         with self._guard:
@@ -204,15 +271,11 @@ class Subscriber:
             text, version, sha256 = self._read_consistent()
             snap = Snapshot(json.loads(text), version, sha256)
             self._snapshot = snap
-            if self._words[VERSION_INDEX] < version:
-                # Versions only grow: our mapping lags the C library's, so it maps a segment
-                # that was replaced on disk. Follow the C library.
-                self._remap()
             return snap
 
     def _read_consistent(self) -> tuple[bytes, int, str]:
         """One version's JSON and that same version's SHA-256."""
-        handle = self._enter()
+        handle = self._enter().handle
         try:
             info = _native.Info()
             for _ in range(_CONSISTENT_READ_ATTEMPTS):
@@ -242,29 +305,13 @@ class Subscriber:
             raise self._lib.error(status, f"reading the config snapshot of {self.segment!r}", segment=self.segment)
 
     def _follow_replacement(self) -> None:
-        """A publisher replaced the segment (another layout or capacity): open the new one.
+        """The name stands for a new segment now (retired, or moved): open it. Caller holds _refresh_lock."""
+        self._install(open_segment(self._lib, self.segment))
 
-        The C handle keeps reading the old segment by design, so open a new
-        handle; the old one stays allocated until close(), because a thread
-        may still be inside a C call with it. Caller holds _refresh_lock.
-        """
-        handle = self._open_handle()
-        with self._guard:
-            if self._closing:
-                self._lib.close(handle)
-                raise Closed(f"the confcast subscriber of {self.segment!r} is closed", segment=self.segment)
-            self._replaced_handles.append(self._handle)
-            self._handle = handle
-        self._remap()
-
-    def _remap(self) -> None:
-        """Maps the segment's header again (it was retired or replaced). Caller holds _refresh_lock."""
-        if self._closing:
-            return
-        # The old mapping is not closed here: a lock-free reader may still hold it. Dropping the
-        # reference lets the garbage collector unmap it once nobody reads it.
-        self._version_words = open_version_words(self.segment, self._lib.version, self._handle)
-        self._words = self._version_words.words
+    def _follow_if_current(self, seg: OpenSegment) -> None:
+        with self._refresh_lock:
+            if seg is self._seg:  # else another thread followed it already
+                self._follow_replacement()
 
     # -- reads --------------------------------------------------------------------
     def get(self, path: str, default: Any = None) -> Any:
@@ -313,7 +360,7 @@ class Subscriber:
         return default if found is _MISSING else json.loads(found)
 
     def _typed_get(self, fn, path: str, out, default) -> bool:
-        handle = self._enter()
+        handle = self._enter().handle
         try:
             status = fn(handle, path.encode(), ctypes.byref(out), None)
         finally:
@@ -329,7 +376,7 @@ class Subscriber:
         length = ctypes.c_size_t()
         buf = ctypes.create_string_buffer(_INITIAL_STRING_BYTES)
         while True:
-            handle = self._enter()
+            handle = self._enter().handle
             try:
                 status = fn(handle, encoded, buf, len(buf), ctypes.byref(length), None)
             finally:
@@ -350,27 +397,32 @@ class Subscriber:
 
         Returns at once if it already is. ``timeout`` None waits until a
         publish (or ``close()``, which raises ``Closed``). The GIL is released
-        while waiting.
+        while waiting. Follows a segment that was replaced under its name.
         """
         deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
         out = ctypes.c_uint64()
         while True:
+            now = time.monotonic()
             if deadline is None:
                 slice_ms = int(WAIT_SLICE_SECONDS * 1000)
             else:
-                remaining = max(0.0, deadline - time.monotonic())
+                remaining = max(0.0, deadline - now)
                 slice_ms = int(math.ceil(min(remaining, WAIT_SLICE_SECONDS) * 1000))
-            handle = self._enter()
+            seg = self._enter()
             try:
-                status = self._lib.wait(handle, after_version, slice_ms, ctypes.byref(out))
+                # The C handle was opened through our fd, so it never sees its name move: look here.
+                moved = False
+                if now - self._name_checked_at >= NAME_CHECK_SECONDS:
+                    self._name_checked_at = now
+                    moved = seg.name_moved()
+                status = Incompatible.status if moved else self._lib.wait(seg.handle, after_version, slice_ms,
+                                                                          ctypes.byref(out))
             finally:
                 self._exit()
             if status == _native.OK:
                 return out.value
             if status == Incompatible.status:
-                with self._refresh_lock:  # the segment was replaced under the handle: follow it
-                    if handle is self._handle:
-                        self._follow_replacement()
+                self._follow_if_current(seg)  # retired, or the name stands for another file now
                 continue
             if status != Timeout.status:
                 raise self._lib.error(status, f"waiting for a version after {after_version} in {self.segment!r}",
@@ -383,16 +435,20 @@ class Subscriber:
 
         Returns ``callback``, so it also works as a decorator.
         """
+        baseline = self.version  # outside the guard: it may reopen the segment, which takes the guard
         with self._guard:
             if self._closing:
                 raise Closed(f"the confcast subscriber of {self.segment!r} is closed", segment=self.segment)
             self._callbacks.append(callback)
             if self._watcher is None:
-                baseline = self.version
-                self._watcher = threading.Thread(target=self._watch, args=(baseline,),
-                                                 name=f"confcast-on-change-{self.segment}", daemon=True)
-                self._watcher.start()
+                self._start_watcher(baseline)
         return callback
+
+    def _start_watcher(self, baseline: int) -> None:
+        self._watch_seen = baseline
+        self._watcher = threading.Thread(target=self._watch, args=(self._stop,),
+                                         name=f"confcast-on-change-{self.segment}", daemon=True)
+        self._watcher.start()
 
     def remove_on_change(self, callback: ChangeCallback) -> None:
         """Stops calling ``callback`` (no error if it was not registered)."""
@@ -402,20 +458,24 @@ class Subscriber:
             except ValueError:
                 pass
 
-    def _watch(self, seen: int) -> None:
-        while not self._stop.is_set():
+    def _watch(self, stop: threading.Event) -> None:
+        seen = self._watch_seen
+        while not stop.is_set():
+            generation = self._generation
             try:
                 version = self.wait(seen, timeout=WAIT_SLICE_SECONDS)
-                if version is None:
+                # A segment created anew numbers its versions from 1 again: report the switch too.
+                if version is None and (self._generation == generation or self.version == seen):
                     continue
                 snap = self.snapshot()
             except Closed:
                 return
             except ConfcastError:
                 _log.exception("confcast: watching %r for changes failed; retrying", self.segment)
-                self._stop.wait(1.0)
+                stop.wait(1.0)
                 continue
             seen = snap.version
+            self._watch_seen = seen
             with self._guard:
                 callbacks = list(self._callbacks)
             for callback in callbacks:
@@ -427,17 +487,30 @@ class Subscriber:
 
     # -- status ---------------------------------------------------------------------
     def info(self) -> dict[str, Any]:
-        """The publisher's status as kept in the segment (one ``confcast_info_get``)."""
+        """The publisher's status as kept in the segment (one ``confcast_info_get``).
+
+        ``heartbeat_age_seconds`` is measured on CLOCK_MONOTONIC (the
+        header's ``heartbeat_mono_ns``), so a step of the wall clock cannot
+        make a live publisher look stale or a dead one fresh; only without
+        the header mapping (or before the publisher wrote that word) is it
+        taken from the wall clock.
+        """
         info = _native.Info()
-        handle = self._enter()
+        seg = self._enter()
         try:
-            status = self._lib.info_get(handle, ctypes.byref(info))
+            status = self._lib.info_get(seg.handle, ctypes.byref(info))
+            words = seg.version_words
+            mono_ns = words.words[HEARTBEAT_MONO_INDEX] if words is not None and words.mapped else 0
         finally:
             self._exit()
         if status != _native.OK:
             raise self._lib.error(status, f"reading the info of {self.segment!r}", segment=self.segment)
-        now_ns = time.time_ns()
-        heartbeat_age = (now_ns - info.heartbeat_unix_ns) / 1e9 if info.heartbeat_unix_ns > 0 else math.inf
+        if 0 < mono_ns < 1 << 63:
+            heartbeat_age = (time.clock_gettime_ns(time.CLOCK_MONOTONIC) - mono_ns) / 1e9
+        elif info.heartbeat_unix_ns > 0:
+            heartbeat_age = (time.time_ns() - info.heartbeat_unix_ns) / 1e9
+        else:
+            heartbeat_age = math.inf
         return {
             "segment": self.segment,
             "version": info.version,
@@ -453,7 +526,7 @@ class Subscriber:
 
     # -- lifetime -----------------------------------------------------------------------
     def close(self) -> None:
-        """Frees the handle; waits for calls in flight and stops the callback thread. Idempotent."""
+        """Frees the handle; waits (bounded) for calls in flight and stops the callback thread. Idempotent."""
         with self._guard:
             if self._closing:
                 return
@@ -461,20 +534,49 @@ class Subscriber:
             self._stop.set()
             if self._calls_in_flight == 0:
                 self._drained.set()
-        self._drained.wait()  # a wait() in flight returns within one slice
+        deadline = time.monotonic() + CLOSE_WAIT_SECONDS
+        drained = self._drained.wait(CLOSE_WAIT_SECONDS)  # a wait() in flight returns within one slice
         with self._guard:
-            handle, self._handle = self._handle, None
-            replaced, self._replaced_handles = self._replaced_handles, []
+            seg, self._seg = self._seg, None
+            replaced, self._replaced = self._replaced, []
+            self._handle = None
             watcher = self._watcher
-        if watcher is not None and watcher is not threading.current_thread():
-            watcher.join()
-        version_words, self._version_words = self._version_words, None
+            in_flight = self._calls_in_flight
         self._words = _CLOSED_WORDS
-        if version_words is not None:
-            version_words.close()
-        for old in [handle, *replaced]:
-            if old is not None:
-                self._lib.close(old)
+        if watcher is not None and watcher is not threading.current_thread():
+            watcher.join(max(0.0, deadline - time.monotonic()))  # a callback may be running user code
+        segments = [s for s in (seg, *replaced) if s is not None]
+        if drained:
+            for s in segments:
+                s.close(self._lib)
+        elif segments:
+            # Freeing a handle a thread is inside would be a use-after-free; leaking it is not.
+            _log.warning("confcast: %d call(s) on segment %r still in flight %.2g s after close(); "
+                         "leaving its handle allocated", in_flight, self.segment, CLOSE_WAIT_SECONDS)
+
+    def _after_fork_in_child(self) -> None:
+        """In a fork()ed child: fresh locks and counters, our own open of the segment, our own watcher."""
+        self._fresh_sync_state()
+        inherited = [s for s in (self._seg, *self._replaced) if s is not None]
+        self._seg, self._handle, self._replaced = None, None, []
+        self._watcher = None
+        for seg in inherited:
+            try:
+                seg.close(self._lib)  # the child's copy of the parent's: no thread of ours uses it
+            except Exception:
+                pass
+        if self._closing:
+            self._words = _CLOSED_WORDS
+            self._drained.set()
+            return
+        self._words = _ReopenWords(self)
+        try:
+            self._reopen()
+        except Exception as exc:
+            _log.warning("confcast: cannot open segment %r in process %d after fork() yet (%s); "
+                         "its next use tries again", self.segment, os.getpid(), exc)
+        if self._callbacks:
+            self._start_watcher(self._watch_seen)
 
     @property
     def closed(self) -> bool:
@@ -488,7 +590,10 @@ class Subscriber:
 
     def __del__(self) -> None:
         try:
-            if getattr(self, "_handle", None) is not None:
+            # At interpreter exit the watcher can no longer run to leave its call: nothing to wait for.
+            if sys.is_finalizing():
+                return
+            if getattr(self, "_seg", None) is not None or getattr(self, "_replaced", None):
                 self.close()
         except Exception:
             pass
