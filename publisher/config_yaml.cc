@@ -15,6 +15,8 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "snapshot_builder.hpp"
+
 namespace confcast::publisher {
 
 std::string JoinPath(const std::string& parent, const std::string& key) {
@@ -213,7 +215,22 @@ struct ParseAbort {
   SourcePosition position;
   std::string path;
   std::string message;
+  Reason reason = Reason::kParse;
 };
+
+// Sums of path bytes multiply (values x path length): saturate well below
+// overflow; any saturated count is far past every limit.
+constexpr uint64_t kSaturated = uint64_t{1} << 62;
+uint64_t SatAdd(uint64_t a, uint64_t b) { return a >= kSaturated - std::min(b, kSaturated) ? kSaturated : a + b; }
+uint64_t SatMul(uint64_t a, uint64_t b) {
+  if (a == 0 || b == 0) return 0;
+  return a > kSaturated / b ? kSaturated : a * b;
+}
+uint64_t DecimalDigits(uint64_t n) {
+  uint64_t digits = 1;
+  while (n >= 10) n /= 10, ++digits;
+  return digits;
+}
 
 class TreeBuilder : public YAML::EventHandler {
  public:
@@ -281,6 +298,9 @@ class TreeBuilder : public YAML::EventHandler {
            "the alias nests deeper than " + std::to_string(limits_.max_depth) + " levels");
     }
     CountExpansion(size_[target], bytes_[target], mark);
+    const uint64_t at = ChildPathBytes();
+    CountSnapshot(size_[target], SatAdd(SatMul(size_[target], at), rel_path_[target]), strings_[target],
+                  SatAdd(at, max_rel_[target]), mark);
     Attach(target);
   }
 
@@ -317,6 +337,7 @@ class TreeBuilder : public YAML::EventHandler {
     YamlNodeId node;
     YAML::anchor_t anchor;
     std::string segment;  // this node's key or index under its parent
+    uint64_t path_bytes;  // of this node's dotted path, separators left out (a lower bound)
     bool have_key = false;
     std::string key;
     SourcePosition key_position;
@@ -396,6 +417,7 @@ class TreeBuilder : public YAML::EventHandler {
     top.key = key;
     top.key_position = position;
     CountExpansion(0, key.size(), mark);
+    CountSnapshot(0, 0, key.size(), 0, mark);
   }
 
   // An anchored key ("&k name: v") may be used again as a key or a value.
@@ -405,6 +427,7 @@ class TreeBuilder : public YAML::EventHandler {
     const YamlNodeId id = NewNode(kind, mark);
     nodes_[id].text = text;
     if (kind == YamlKind::kString) Resolve(id, "?", text, mark);
+    strings_[id] = nodes_[id].kind == YamlKind::kString ? nodes_[id].text.size() : 0;
     anchors_[anchor] = id;
   }
 
@@ -416,6 +439,9 @@ class TreeBuilder : public YAML::EventHandler {
     size_.push_back(1);
     bytes_.push_back(0);
     height_.push_back(0);
+    rel_path_.push_back(0);
+    max_rel_.push_back(0);
+    strings_.push_back(0);
     return static_cast<YamlNodeId>(nodes_.size() - 1);
   }
 
@@ -434,9 +460,54 @@ class TreeBuilder : public YAML::EventHandler {
     }
   }
 
+  // The bytes of the next value's dotted path, separators left out: the sum
+  // of its keys and list indexes. (Separators depend on empty keys; leaving
+  // them out keeps this a lower bound of what the snapshot stores.)
+  uint64_t ChildPathBytes() const {
+    if (frames_.empty()) return 0;
+    const Frame& top = frames_.back();
+    const YamlNode& parent = nodes_[top.node];
+    return SatAdd(top.path_bytes,
+                  parent.kind == YamlKind::kList ? DecimalDigits(parent.items.size()) : top.key.size());
+  }
+
+  // nodes more values, path_bytes more dotted-path bytes and text_bytes more
+  // key and string bytes in the expanded document; longest_path: the longest
+  // path among them. Checked against what a snapshot can hold.
+  void CountSnapshot(uint64_t nodes, uint64_t path_bytes, uint64_t text_bytes, uint64_t longest_path,
+                     const YAML::Mark& mark) {
+    snapshot_nodes_ = SatAdd(snapshot_nodes_, nodes);
+    snapshot_path_bytes_ = SatAdd(snapshot_path_bytes_, path_bytes);
+    snapshot_text_bytes_ = SatAdd(snapshot_text_bytes_, text_bytes);
+    if (limits_.max_path_bytes != 0 && longest_path > limits_.max_path_bytes) {
+      throw ParseAbort{PositionOf(mark), snapshot::ClipPath(CurrentPath(ChildSegment())),
+                       "the dotted path " + std::string(nodes > 1 ? "of a value under this alias " : "") +
+                           "is longer than " + std::to_string(limits_.max_path_bytes) + " bytes (at least " +
+                           std::to_string(longest_path) + "); a snapshot cannot hold it",
+                       Reason::kValidate};
+    }
+    if (limits_.max_snapshot_bytes == 0) return;
+    const uint64_t need = snapshot::MinimumSnapshotBytes(snapshot_nodes_, snapshot_path_bytes_, snapshot_text_bytes_);
+    if (need <= limits_.max_snapshot_bytes) return;
+    // Reported like the publisher's other too-large rejections (no position
+    // of its own: the message carries it), so one prefix matches them all.
+    const SourcePosition at = PositionOf(mark);
+    throw ParseAbort{{}, "",
+                     snapshot::NeedsMoreThan(limits_.max_snapshot_bytes) + ": it would exceed it at line " +
+                         std::to_string(at.line) + ", column " + std::to_string(at.column) + ", path " +
+                         snapshot::ClipPath(CurrentPath(ExpectingKey() ? "" : ChildSegment())) + " (" +
+                         std::to_string(snapshot_nodes_) + " values, " + std::to_string(snapshot_text_bytes_) +
+                         " bytes of keys and strings and at least " + std::to_string(snapshot_path_bytes_) +
+                         " bytes of dotted paths so far, aliases expanded)",
+                     Reason::kTooLarge};
+  }
+
   void FinishScalar(YamlNodeId id, YAML::anchor_t anchor, const YAML::Mark& mark) {
     bytes_[id] = nodes_[id].text.size();
     CountExpansion(1, bytes_[id], mark);
+    strings_[id] = nodes_[id].kind == YamlKind::kString ? nodes_[id].text.size() : 0;
+    const uint64_t at = ChildPathBytes();
+    CountSnapshot(1, at, strings_[id], at, mark);
     if (anchor != YAML::NullAnchor) anchors_[anchor] = id;
     Attach(id);
   }
@@ -471,31 +542,41 @@ class TreeBuilder : public YAML::EventHandler {
            "nesting deeper than " + std::to_string(limits_.max_depth) + " levels");
     }
     const std::string segment = ChildSegment();
+    const uint64_t path_bytes = ChildPathBytes();
     const YamlNodeId id = NewNode(kind, mark);
     CountExpansion(1, 0, mark);
-    frames_.push_back(Frame{id, anchor, segment, false, "", {}, {}, {}});
+    CountSnapshot(1, path_bytes, 0, path_bytes, mark);
+    frames_.push_back(Frame{id, anchor, segment, path_bytes, false, "", {}, {}, {}});
   }
 
   void EndCollection() {
     const Frame& top = frames_.back();
     const YamlNodeId id = top.node;
     const YAML::anchor_t anchor = top.anchor;
-    uint64_t size = 1, bytes = 0;
+    uint64_t size = 1, bytes = 0, rel_path = 0, max_rel = 0, text = 0;
     int height = 0;
-    const auto add_child = [&](YamlNodeId child) {
+    // segment: the bytes of the child's key or index, which every path below it holds.
+    const auto add_child = [&](YamlNodeId child, uint64_t segment) {
       size = std::min(size + size_[child], limits_.max_nodes + 1);
       bytes = std::min(bytes + bytes_[child], limits_.max_expanded_bytes + 1);
       height = std::max(height, height_[child]);
+      rel_path = SatAdd(rel_path, SatAdd(SatMul(size_[child], segment), rel_path_[child]));
+      max_rel = std::max(max_rel, SatAdd(segment, max_rel_[child]));
+      text = SatAdd(text, strings_[child]);
     };
     const YamlNode& node = nodes_[id];
-    for (YamlNodeId item : node.items) add_child(item);
+    for (size_t i = 0; i < node.items.size(); ++i) add_child(node.items[i], DecimalDigits(i));
     for (const YamlEntry& entry : node.entries) {
-      add_child(entry.value);
+      add_child(entry.value, entry.key.size());
       bytes = std::min(bytes + entry.key.size(), limits_.max_expanded_bytes + 1);
+      text = SatAdd(text, entry.key.size());
     }
     size_[id] = size;
     bytes_[id] = bytes;
     height_[id] = height + 1;
+    rel_path_[id] = rel_path;
+    max_rel_[id] = max_rel;
+    strings_[id] = text;
     frames_.pop_back();
     if (anchor != YAML::NullAnchor) anchors_[anchor] = id;
     Attach(id);
@@ -569,6 +650,15 @@ class TreeBuilder : public YAML::EventHandler {
   std::vector<uint64_t> size_;   // values in the expanded subtree, saturated at max_nodes + 1
   std::vector<uint64_t> bytes_;  // key and scalar bytes in the expanded subtree, saturated
   std::vector<int> height_;      // collection levels in the subtree (a scalar: 0)
+  // For the snapshot limits, per node, saturated: the path bytes of every node
+  // in the expanded subtree relative to this node, the longest of them, and
+  // the key and string bytes in it. Separators are left out (see ChildPathBytes).
+  std::vector<uint64_t> rel_path_;
+  std::vector<uint64_t> max_rel_;
+  std::vector<uint64_t> strings_;
+  uint64_t snapshot_nodes_ = 0;
+  uint64_t snapshot_path_bytes_ = 0;
+  uint64_t snapshot_text_bytes_ = 0;
   std::vector<Frame> frames_;
   std::unordered_map<YAML::anchor_t, YamlNodeId> anchors_;  // completed anchored nodes only
   uint64_t expanded_nodes_ = 0;
@@ -621,7 +711,9 @@ std::variant<YamlDocument, ConfigError> ParseYamlDocument(std::string_view bytes
     while (parser.HandleNextDocument(builder)) {
     }
   } catch (const ParseAbort& abort) {
-    return ParseError(file, abort.position, abort.path, abort.message);
+    ConfigError error = ParseError(file, abort.position, abort.path, abort.message);
+    error.reason = abort.reason;
+    return error;
   } catch (const YAML::Exception& error) {
     return ParseError(file, builder.PositionOf(error.mark), builder.PathAtFailure(), "YAML syntax error: " + error.msg);
   } catch (const std::exception& error) {

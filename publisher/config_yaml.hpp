@@ -9,7 +9,7 @@
 // to the end of the file), bounded nesting, bounded alias
 // expansion (aliases are kept as shared nodes, so the tree is a DAG, but its
 // expanded size and depth are checked while parsing, before anything walks
-// it), text checks (BOM, UTF-8, NUL), and YAML 1.2 core-schema typing of
+// it; so are the dotted-path bytes the expanded tree would need), text checks (BOM, UTF-8, NUL), and YAML 1.2 core-schema typing of
 // plain scalars (so "yes" is a string and 0x1F an int).
 //
 // Threading: no shared state; a YamlDocument is immutable once returned.
@@ -54,6 +54,17 @@ struct YamlLimits {
   int max_depth = 64;                        // nested lists/maps, the top-level map being 1
   uint64_t max_nodes = 1'000'000;            // values after alias expansion
   uint64_t max_expanded_bytes = 64ull << 20;  // key and scalar text after alias expansion
+  // For a config that becomes a snapshot (0 = unchecked, as for a schema
+  // file). Every node's dotted path is stored in the snapshot, so long keys
+  // above many leaves (or under an alias used many times) multiply: these are
+  // counted after alias expansion while parsing, and the file is refused at
+  // the first node past them, before anything expands the tree.
+  // max_snapshot_bytes: the capacity; the values, keys, string values and
+  // dotted paths so far must fit it (snapshot::MinimumSnapshotBytes), else
+  // Reason::kTooLarge. max_path_bytes: no dotted path may be longer, else
+  // Reason::kValidate.
+  uint64_t max_snapshot_bytes = 0;
+  uint64_t max_path_bytes = 0;
 };
 
 struct YamlDocument {
@@ -65,7 +76,10 @@ struct YamlDocument {
 
 // Every error is Reason::kParse, with the 1-based position of the offending
 // byte or node (0/0 only for an empty file) and, when inside the document,
-// the dotted path of the node.
+// the dotted path of the node; except the two snapshot limits of YamlLimits:
+// a path too long (kValidate, at the node) and a snapshot past the capacity
+// (kTooLarge; its position and path are in the message, which starts like the
+// publisher's other too-large messages, snapshot::NeedsMoreThan).
 std::variant<YamlDocument, ConfigError> ParseYamlDocument(std::string_view bytes, const std::string& file,
                                                           const YamlLimits& limits = {});
 

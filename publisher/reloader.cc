@@ -77,22 +77,25 @@ ReloadOutcome Reloader::ReloadOrThrow(Trigger trigger, double started) {
     return {ReloadOutcome::Kind::kRejectedAgain, segment_.version(), std::nullopt};
   }
 
-  auto parsed = ParseAndValidate(file.bytes, options_.config_path, schema_, options_.strict);
+  // The capacity bounds the work, not only the result: parsing, validation
+  // and layout each stop at the first node that cannot fit, so no file keeps
+  // this (the event loop's) thread busy for long, heartbeat included.
+  auto parsed = ParseAndValidate(file.bytes, options_.config_path, schema_, options_.strict, segment_.capacity());
   if (auto* err = std::get_if<ConfigError>(&parsed)) return Reject(*err, file.sha256, started);
   ValidatedConfig& valid = std::get<ValidatedConfig>(parsed);
 
-  auto built = snapshot::BuildSnapshot(valid.config);
-  if (auto* msg = std::get_if<std::string>(&built)) {
-    return Reject(ConfigError{Reason::kValidate, options_.config_path, 0, 0, "", *msg}, file.sha256, started);
-  }
-  const snapshot::BuiltSnapshot& snap = std::get<snapshot::BuiltSnapshot>(built);
-  if (snap.size_bytes() > segment_.capacity()) {
-    return Reject(ConfigError{Reason::kTooLarge, options_.config_path, 0, 0, "",
-                              "the validated config needs " + std::to_string(snap.size_bytes()) +
-                                  " bytes of snapshot, more than the segment's --capacity of " +
-                                  std::to_string(segment_.capacity())},
+  auto built = snapshot::BuildSnapshotWithin(valid.config, segment_.capacity());
+  if (auto* err = std::get_if<snapshot::BuildError>(&built)) {
+    // A node past the capacity is named in the message, as the earlier
+    // stages do; other layout errors carry their path as usual.
+    const bool too_large = err->too_large;
+    std::string message = err->message;
+    if (too_large && !err->path.empty()) message += ", path " + err->path;
+    return Reject(ConfigError{too_large ? Reason::kTooLarge : Reason::kValidate, options_.config_path, 0, 0,
+                              too_large ? "" : err->path, message},
                   file.sha256, started);
   }
+  const snapshot::BuiltSnapshot& snap = std::get<snapshot::BuiltSnapshot>(built);
   // A file with thousands of unknown keys must not flood the log on every reload.
   constexpr size_t kMaxWarnings = 20;
   for (size_t i = 0; i < valid.warnings.size() && i < kMaxWarnings; ++i) {

@@ -63,7 +63,19 @@ struct ValidatedConfig {
 };
 
 // Parses exactly one YAML document and validates it. `file` is only used in
-// messages. Errors: kParse (not one well-formed YAML map) or kValidate.
+// messages. Errors: kParse (not one well-formed YAML map), kValidate, or
+// kTooLarge: the snapshot of the config would not fit `capacity` (the
+// segment's --capacity). Every node's dotted path goes into the snapshot, so
+// a small file can need a huge one (long keys above many leaves, an alias used
+// many times); the values, keys and paths are counted while parsing (aliases
+// expanded) and while validating (defaults added), and the work stops at the
+// first node past the capacity or with a path longer than
+// snapshot::kMaxPathBytes. Time and memory thus stay within a few times the
+// file's size plus the capacity, whatever the bytes. What passes may still be
+// a little over the capacity: snapshot::BuildSnapshotWithin decides exactly.
+std::variant<ValidatedConfig, ConfigError> ParseAndValidate(std::string_view bytes, const std::string& file,
+                                                            const Schema& schema, bool strict, uint64_t capacity);
+// The same with the largest capacity any segment has (layout::kMaxSlotCapacity).
 std::variant<ValidatedConfig, ConfigError> ParseAndValidate(std::string_view bytes, const std::string& file,
                                                             const Schema& schema, bool strict);
 

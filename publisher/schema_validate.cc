@@ -7,6 +7,7 @@
 #include <unordered_map>
 
 #include "schema.hpp"
+#include "snapshot_builder.hpp"
 
 namespace confcast::publisher::schema_detail {
 
@@ -169,13 +170,56 @@ void Validator::Fail(SourcePosition where, const std::string& path, std::string 
   throw ValidationFailure{ConfigError{Reason::kValidate, file_, where.line, where.column, path, std::move(message)}};
 }
 
-json Validator::FreeForm(YamlNodeId id, const std::string& path) const {
+void Validator::Charge(uint64_t nodes, uint64_t path_bytes, uint64_t text_bytes, SourcePosition where,
+                       const std::string& path) {
+  if (capacity_ == 0) return;
+  // Each is at most the capacity before the additions (else the walk has
+  // stopped), and a default's sums are at most the schema's size times its
+  // depth: no overflow.
+  nodes_ += nodes;
+  path_bytes_ += path_bytes;
+  text_bytes_ += text_bytes;
+  if (snapshot::MinimumSnapshotBytes(nodes_, path_bytes_, text_bytes_) <= capacity_) return;
+  // No position of its own, like every too-large rejection (see config_yaml.hpp).
+  throw ValidationFailure{ConfigError{
+      Reason::kTooLarge, file_, 0, 0, "",
+      snapshot::NeedsMoreThan(capacity_) + ": it would exceed it at line " + std::to_string(where.line) +
+          ", column " + std::to_string(where.column) + ", path " + snapshot::ClipPath(path) + " (" +
+          std::to_string(nodes_) + " values, " + std::to_string(text_bytes_) + " bytes of keys and strings and " +
+          std::to_string(path_bytes_) + " bytes of dotted paths so far, defaults included)"}};
+}
+
+void Validator::ChargeDefault(const json& value, const std::string& path, SourcePosition where) {
+  if (capacity_ == 0) return;
+  uint64_t nodes = 0, path_bytes = 0, text_bytes = 0;
+  // Sums without building the paths: a path's length is its parent's plus
+  // the separator and the key.
+  const auto walk = [&](const auto& self, const json& node, uint64_t length) -> void {
+    ++nodes;
+    path_bytes += length;
+    if (node.is_string()) text_bytes += node.get_ref<const std::string&>().size();
+    const uint64_t separator = length == 0 ? 0 : 1;
+    if (node.is_object()) {
+      for (auto it = node.begin(); it != node.end(); ++it) {
+        text_bytes += it.key().size();
+        self(self, it.value(), length + separator + it.key().size());
+      }
+    } else if (node.is_array()) {
+      for (size_t i = 0; i < node.size(); ++i) self(self, node[i], length + separator + std::to_string(i).size());
+    }
+  };
+  walk(walk, value, path.size());
+  Charge(nodes, path_bytes, text_bytes, where, path);
+}
+
+json Validator::FreeForm(YamlNodeId id, const std::string& path) {
   std::string walked = path;
   return FreeFormAt(id, walked);
 }
 
-json Validator::FreeFormAt(YamlNodeId id, std::string& path) const {
+json Validator::FreeFormAt(YamlNodeId id, std::string& path) {
   const YamlNode& node = document_.node(id);
+  Charge(1, path.size(), node.kind == YamlKind::kString ? node.text.size() : 0, node.position, path);
   switch (node.kind) {
     case YamlKind::kNull:
       return nullptr;
@@ -205,6 +249,7 @@ json Validator::FreeFormAt(YamlNodeId id, std::string& path) const {
       const size_t length = path.size();
       for (const YamlEntry& entry : node.entries) {
         AppendSegment(path, entry.key);
+        Charge(0, 0, entry.key.size(), entry.key_position, path);
         out[entry.key] = FreeFormAt(entry.value, path);
         path.resize(length);
       }
@@ -218,6 +263,10 @@ void Validator::UnknownKey(const SchemaNode& schema, const YamlEntry& entry, con
   std::string suggestion;
   size_t closest_distance = 3;  // suggest only near misses
   for (const auto& [name, child] : schema.children) {
+    // The distance is at least the difference in length: a long key is never
+    // a near miss, and comparing it would cost its length times the name's.
+    const size_t longer = std::max(entry.key.size(), name.size()), shorter = std::min(entry.key.size(), name.size());
+    if (longer - shorter >= closest_distance) continue;
     const size_t distance = EditDistance(entry.key, name);
     if (distance < closest_distance) suggestion = "; did you mean \"" + name + "\"?", closest_distance = distance;
   }
@@ -241,6 +290,7 @@ json Validator::Map(const SchemaNode& schema, const YamlNode* node, const std::s
       // points at the next token); its key's is the one a user looks for.
       const SourcePosition value_position =
           value.kind == YamlKind::kNull && value.text.empty() ? entry.key_position : value.position;
+      Charge(0, 0, entry.key.size(), entry.key_position, child_path);
       if (const SchemaNode* child = schema.Match(entry.key)) {
         out[entry.key] = Value(child, entry.value, child_path, value_position);
         continue;
@@ -258,8 +308,11 @@ json Validator::Map(const SchemaNode& schema, const YamlNode* node, const std::s
                (node == nullptr ? "" : " in the map that starts here"));
     }
     if (child->default_value) {
+      Charge(0, 0, name.size(), where, child_path);
+      ChargeDefault(*child->default_value, child_path, where);
       out[name] = *child->default_value;
     } else if (child->materialize) {
+      Charge(0, 0, name.size(), where, child_path);
       out[name] = MissingMap(*child, child_path, where);
     }
   }
@@ -268,12 +321,14 @@ json Validator::Map(const SchemaNode& schema, const YamlNode* node, const std::s
 }
 
 json Validator::MissingMap(const SchemaNode& schema, const std::string& path, SourcePosition where) {
+  Charge(1, path.size(), 0, where, path);
   return Map(schema, nullptr, path, where);
 }
 
 json Validator::Value(const SchemaNode* schema, YamlNodeId id, const std::string& path, SourcePosition where) {
   if (schema == nullptr || schema->type == FieldType::kAny) return FreeForm(id, path);
   const YamlNode& node = document_.node(id);
+  Charge(1, path.size(), node.kind == YamlKind::kString ? node.text.size() : 0, where, path);
   const auto mismatch = [&](const std::string& hint = "") {
     Fail(where, path, "expected " + Expectation(*schema) + ", got " + DescribeValue(node) + hint);
   };
@@ -470,12 +525,21 @@ namespace confcast::publisher {
 
 std::variant<ValidatedConfig, ConfigError> ParseAndValidate(std::string_view bytes, const std::string& file,
                                                             const Schema& schema, bool strict) {
-  auto parsed = ParseYamlDocument(bytes, file);
+  return ParseAndValidate(bytes, file, schema, strict, layout::kMaxSlotCapacity);
+}
+
+std::variant<ValidatedConfig, ConfigError> ParseAndValidate(std::string_view bytes, const std::string& file,
+                                                            const Schema& schema, bool strict, uint64_t capacity) {
+  YamlLimits limits;
+  limits.max_snapshot_bytes = capacity;
+  limits.max_path_bytes = snapshot::kMaxPathBytes;
+  auto parsed = ParseYamlDocument(bytes, file, limits);
   if (auto* error = std::get_if<ConfigError>(&parsed)) return std::move(*error);
   const YamlDocument& document = std::get<YamlDocument>(parsed);
   ValidatedConfig result;
   try {
     schema_detail::Validator validator(document, file, strict, &result.warnings);
+    validator.LimitSnapshotTo(capacity);
     result.config = validator.Value(&schema.root(), document.root, "", document.root_node().position);
   } catch (const schema_detail::ValidationFailure& failure) {
     return failure.error;

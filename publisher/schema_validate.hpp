@@ -31,6 +31,13 @@ class Validator {
             std::string strict_reason = "--strict rejects unknown keys")
       : document_(document), file_(file), strict_(strict), warnings_(warnings), strict_reason_(std::move(strict_reason)) {}
 
+  // The capacity of the snapshot the output becomes (0 = unchecked). Every
+  // value produced, schema defaults included, is counted as it is produced,
+  // and the walk stops (Reason::kTooLarge) at the first one that could not
+  // fit: a default under a wildcard is copied once per key the wildcard
+  // matches, so the output can be much larger than the document.
+  void LimitSnapshotTo(uint64_t capacity) { capacity_ = capacity; }
+
   // schema null = free-form. `where` is the position reported for this value.
   nlohmann::json Value(const SchemaNode* schema, YamlNodeId id, const std::string& path, SourcePosition where);
   // A map-typed field that is missing from the document: its defaults and
@@ -38,19 +45,25 @@ class Validator {
   nlohmann::json MissingMap(const SchemaNode& schema, const std::string& path, SourcePosition where);
   // The value as JSON, unchecked but for what JSON cannot hold (.inf, .nan);
   // path names it in an error.
-  nlohmann::json FreeForm(YamlNodeId id, const std::string& path) const;
+  nlohmann::json FreeForm(YamlNodeId id, const std::string& path);
 
  private:
   nlohmann::json Map(const SchemaNode& schema, const YamlNode* node, const std::string& path, SourcePosition where);
-  nlohmann::json FreeFormAt(YamlNodeId id, std::string& path) const;
+  nlohmann::json FreeFormAt(YamlNodeId id, std::string& path);
   [[noreturn]] void Fail(SourcePosition where, const std::string& path, std::string message) const;
   void UnknownKey(const SchemaNode& schema, const YamlEntry& entry, const std::string& path);
+  // Counts `nodes` more values with these many path and key/string bytes.
+  void Charge(uint64_t nodes, uint64_t path_bytes, uint64_t text_bytes, SourcePosition where, const std::string& path);
+  // Counts a default copied in at `path`.
+  void ChargeDefault(const nlohmann::json& value, const std::string& path, SourcePosition where);
 
   const YamlDocument& document_;
   const std::string& file_;
   bool strict_;
   std::vector<std::string>* warnings_;
   std::string strict_reason_;
+  uint64_t capacity_ = 0;
+  uint64_t nodes_ = 0, path_bytes_ = 0, text_bytes_ = 0;
 };
 
 // What a field accepts, for messages: "an integer from 0 to 10", "one of
