@@ -441,3 +441,83 @@ TEST(SnapshotBuilder, ThousandsOfKeysAreAllFound) {
 
 }  // namespace
 }  // namespace confcast::snapshot
+
+namespace confcast::snapshot {
+namespace {
+
+// A map under keys of key_bytes each, `levels` deep, holding `leaves` ints:
+// every leaf's path repeats the long keys.
+json LongKeysOverLeaves(int levels, size_t key_bytes, int leaves) {
+  json inner = json::object();
+  for (int i = 0; i < leaves; ++i) inner["a" + std::to_string(i)] = i;
+  for (int level = 0; level < levels; ++level) inner = json{{std::string(key_bytes, static_cast<char>('k' + level)), inner}};
+  return inner;
+}
+
+TEST(SnapshotBuilderLimits, ExactlyTheCapacityFitsAndOneByteLessIsTooLarge) {
+  const json config = LongKeysOverLeaves(2, 100, 50);
+  const BuiltSnapshot whole = MustBuild(config);
+  auto fits = BuildSnapshotWithin(config, whole.size_bytes());
+  ASSERT_TRUE(std::holds_alternative<BuiltSnapshot>(fits)) << std::get<BuildError>(fits).message;
+  EXPECT_EQ(std::get<BuiltSnapshot>(fits).words, whole.words);
+  auto over = BuildSnapshotWithin(config, whole.size_bytes() - 1);
+  ASSERT_TRUE(std::holds_alternative<BuildError>(over));
+  const BuildError& error = std::get<BuildError>(over);
+  EXPECT_TRUE(error.too_large);
+  EXPECT_NE(error.message.find("more than the segment's --capacity of " + std::to_string(whole.size_bytes() - 1)),
+            std::string::npos)
+      << error.message;
+}
+
+TEST(SnapshotBuilderLimits, StopsAtTheFirstNodeThatCannotFitAndNamesIt) {
+  // About 160 MB of dotted paths if it were laid out: the builder must stop
+  // near the capacity, at a leaf, long before storing them.
+  const json config = LongKeysOverLeaves(4, 1000, 40000);
+  auto built = BuildSnapshotWithin(config, 1 << 20);
+  ASSERT_TRUE(std::holds_alternative<BuildError>(built));
+  const BuildError& error = std::get<BuildError>(built);
+  EXPECT_TRUE(error.too_large);
+  EXPECT_EQ(error.message.rfind("the validated config needs more than the segment's --capacity of 1048576 bytes", 0), 0u)
+      << error.message;
+  EXPECT_NE(error.path.find(".a"), std::string::npos) << error.path;
+  EXPECT_LT(error.path.size(), 300u) << "a long path is clipped for the message";
+  // The same without a capacity: the largest a segment can have.
+  const std::string legacy = MustFail(LongKeysOverLeaves(4, 1000, 40000));
+  EXPECT_NE(legacy.find("the largest --capacity"), std::string::npos) << legacy;
+}
+
+TEST(SnapshotBuilderLimits, PathLimitIsCheckedBeforeTheNodeIsStored) {
+  const std::string at_limit(kMaxPathBytes - 2, 'k');  // "k...k.x": exactly kMaxPathBytes
+  auto ok = BuildSnapshotWithin(json{{at_limit, {{"x", 1}}}}, 1 << 20);
+  EXPECT_TRUE(std::holds_alternative<BuiltSnapshot>(ok));
+  auto over = BuildSnapshotWithin(json{{at_limit, {{"xy", 1}}}}, 1 << 20);
+  ASSERT_TRUE(std::holds_alternative<BuildError>(over));
+  EXPECT_FALSE(std::get<BuildError>(over).too_large);
+  EXPECT_NE(std::get<BuildError>(over).message.find("longer than 4096 bytes (4097)"), std::string::npos);
+}
+
+TEST(SnapshotBuilderLimits, MinimumSnapshotBytesNeverExceedsARealSnapshot) {
+  for (const json& config : {json::object(), json{{"a", "x"}}, LongKeysOverLeaves(3, 10, 7),
+                             json::parse(R"({"a": {"b": [1, "two", 3.0, null, true]}, "": {"": ""}})")}) {
+    const BuiltSnapshot s = MustBuild(config);
+    uint64_t nodes = 0, paths = 0, text = 0;
+    const auto walk = [&](const auto& self, const json& node, const std::string& path) -> void {
+      ++nodes;
+      paths += path.size();
+      if (node.is_string()) text += node.get<std::string>().size();
+      if (node.is_object()) {
+        for (auto it = node.begin(); it != node.end(); ++it) {
+          text += it.key().size();
+          self(self, it.value(), path.empty() ? it.key() : path + "." + it.key());
+        }
+      } else if (node.is_array()) {
+        for (size_t i = 0; i < node.size(); ++i) self(self, node[i], path.empty() ? std::to_string(i) : path + "." + std::to_string(i));
+      }
+    };
+    walk(walk, config, "");
+    EXPECT_LE(MinimumSnapshotBytes(nodes, paths, text), s.size_bytes()) << config.dump();
+  }
+}
+
+}  // namespace
+}  // namespace confcast::snapshot

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "config_test_support.hpp"
+#include "snapshot_builder.hpp"
 
 namespace confcast::publisher {
 namespace {
@@ -441,6 +442,65 @@ TEST(ConfigYaml, AliasExpansionIsCapped) {
   EXPECT_TRUE(IsError(ParseFails(text, few_bytes), Reason::kParse, 2, 1 + 4 + 4 * 48, "l.48",
                       "expands to more than 50000 bytes of text"));
   ParseOk(text);  // well within the default limits
+}
+
+}  // namespace
+}  // namespace confcast::publisher
+
+namespace confcast::publisher {
+namespace {
+
+YamlLimits SnapshotLimits(uint64_t capacity, uint64_t path_bytes = 4096) {
+  YamlLimits limits;
+  limits.max_snapshot_bytes = capacity;
+  limits.max_path_bytes = path_bytes;
+  return limits;
+}
+
+TEST(ConfigYamlLimits, SnapshotBytesAtTheLimitPassAndOneLessIsTooLarge) {
+  // Root and "a": 2 values, path bytes 1 ("a"), key and string bytes 2 ("a", "x").
+  const uint64_t need = snapshot::MinimumSnapshotBytes(2, 1, 2);
+  EXPECT_TRUE(std::holds_alternative<YamlDocument>(ParseYamlDocument("a: x\n", "t.yaml", SnapshotLimits(need))));
+  const ConfigError error = ParseFails("a: x\n", SnapshotLimits(need - 1));
+  EXPECT_EQ(error.reason, Reason::kTooLarge);
+  EXPECT_EQ(error.line, 0);  // the position is in the message, as for every too-large rejection
+  EXPECT_EQ(error.message.rfind("the validated config needs more than the segment's --capacity of " +
+                                    std::to_string(need - 1) + " bytes of snapshot: it would exceed it at line 1",
+                                0),
+            0u)
+      << error.message;
+}
+
+TEST(ConfigYamlLimits, PathBytesAtTheLimitPassAndOneMoreFails) {
+  const std::string at_limit = "k: {" + std::string(9, 'x') + ": 1}\n";  // "k" + 9: 10 bytes without the dot
+  EXPECT_TRUE(std::holds_alternative<YamlDocument>(ParseYamlDocument(at_limit, "t.yaml", SnapshotLimits(1 << 20, 10))));
+  const ConfigError error = ParseFails("k: {" + std::string(10, 'x') + ": 1}\n", SnapshotLimits(1 << 20, 10));
+  EXPECT_EQ(error.reason, Reason::kValidate);
+  EXPECT_EQ(error.line, 1);
+  EXPECT_EQ(error.path, "k." + std::string(10, 'x'));
+  EXPECT_NE(error.message.find("longer than 10 bytes"), std::string::npos) << error.message;
+}
+
+TEST(ConfigYamlLimits, AliasesCountEveryExpandedPath) {
+  // One anchored map with long keys, used by 200 aliases: 201 copies of 20
+  // leaves under 2000 bytes of keys, about 8 MB of paths from 4 KB of file.
+  std::string text = "t0: &a {" + std::string(1000, 'k') + ": {" + std::string(1000, 'j') + ": {";
+  for (int i = 0; i < 20; ++i) text += (i ? ", x" : "x") + std::to_string(i) + ": 0";
+  text += "}}}\n";
+  for (int i = 1; i <= 200; ++i) text += "t" + std::to_string(i) + ": *a\n";
+  ASSERT_TRUE(std::holds_alternative<YamlDocument>(ParseYamlDocument(text, "t.yaml")));  // no snapshot limits
+  const ConfigError error = ParseFails(text, SnapshotLimits(1 << 20));
+  EXPECT_EQ(error.reason, Reason::kTooLarge);
+  EXPECT_NE(error.message.find("path t"), std::string::npos) << error.message;
+  EXPECT_NE(error.message.find("aliases expanded"), std::string::npos) << error.message;
+  // Under one alias, a path too long is found without expanding it.
+  std::string deep = "a: &a {" + std::string(1000, 'k') + ": 1}\nb: ";  // 4 x 1000 bytes of keys, then the alias's
+  for (char c : {'j', 'h', 'g', 'f'}) deep += "{" + std::string(1000, c) + ": ";
+  deep += "*a}}}}\n";
+  const ConfigError too_long = ParseFails(deep, SnapshotLimits(1 << 20));
+  EXPECT_EQ(too_long.reason, Reason::kValidate);
+  EXPECT_NE(too_long.message.find("of a value under this alias is longer than 4096 bytes"), std::string::npos)
+      << too_long.message;
 }
 
 }  // namespace

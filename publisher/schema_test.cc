@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+
 #include <filesystem>
 #include <regex>
 
@@ -498,6 +500,50 @@ TEST(BadSchema, DefaultsMustFitTheirField) {
                                    "  - {path: e, type: string, enum: [A, B], case_insensitive: true, normalize: upper, "
                                    "default: b}\n");
   EXPECT_EQ(ValidOk("z: 1\n", filled).config, json::parse(R"({"m": {"y": 4}, "e": "B", "z": 1})"));
+}
+
+}  // namespace
+}  // namespace confcast::publisher
+
+namespace confcast::publisher {
+namespace {
+
+TEST(SnapshotCapacity, AmplifiedConfigsAreTooLargeBeforeTheyAreExpanded) {
+  // 4 x 1000 bytes of keys above 8000 leaves: 60 KB of YAML, 32 MB of paths.
+  std::string text = "toolsets: {";
+  for (char c : {'k', 'j', 'h', 'g'}) text += std::string(1000, c) + ": {";
+  for (int i = 0; i < 8000; ++i) text += (i ? ", a" : "a") + std::to_string(i) + ": 0";
+  text += "}}}}}\n";
+  const auto started = std::chrono::steady_clock::now();
+  const ConfigError error = ErrorOf(ParseAndValidate(text, "c.yaml", Schema::HolmesGpt(), true, 1 << 20));
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(2));
+  EXPECT_EQ(error.reason, Reason::kTooLarge);
+  EXPECT_EQ(error.file, "c.yaml");
+  EXPECT_EQ(error.message.rfind("the validated config needs more than the segment's --capacity of 1048576 bytes of "
+                                "snapshot: it would exceed it at line 1, column ",
+                                0),
+            0u)
+      << error.message;
+}
+
+TEST(SnapshotCapacity, DefaultsCopiedUnderAWildcardCount) {
+  const Schema schema = LoadSchema(
+      "fields:\n"
+      "  - {path: m, type: map}\n"
+      "  - {path: m.*, type: map}\n"
+      "  - {path: m.*.d, type: string, default: \"" + std::string(2000, 'd') + "\"}\n");
+  std::string text = "m: {";
+  for (int i = 0; i < 1000; ++i) text += (i ? ", a" : "a") + std::to_string(i) + ": {}";
+  text += "}\n";
+  // 2 MB of default strings from an 8 KB file: refused while validating.
+  const ConfigError error = ErrorOf(ParseAndValidate(text, "c.yaml", schema, false, 1 << 20));
+  EXPECT_EQ(error.reason, Reason::kTooLarge);
+  EXPECT_NE(error.message.find("defaults included"), std::string::npos) << error.message;
+  EXPECT_NE(error.message.find(", path m.a"), std::string::npos) << error.message;
+  // With room for them, the same file is valid.
+  auto fits = ParseAndValidate(text, "c.yaml", schema, false, 8 << 20);
+  ASSERT_TRUE(std::holds_alternative<ValidatedConfig>(fits)) << std::get<ConfigError>(fits).ToString();
+  EXPECT_EQ(std::get<ValidatedConfig>(fits).config["m"]["a999"]["d"], std::string(2000, 'd'));
 }
 
 }  // namespace
