@@ -18,9 +18,13 @@
 //
 // Threading: single-threaded test; the publisher is a separate process.
 #include <gtest/gtest.h>
+#include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <functional>
 #include <string>
 #include <vector>
@@ -47,6 +51,44 @@ std::string GoodConfig(int n) {
 }
 
 std::string NestedLists(int depth) { return "a: " + std::string(depth, '[') + std::string(depth, ']') + "\n"; }
+
+// Amplification: a snapshot stores every node's full dotted path, so keys of
+// 1000 bytes (plain keys cannot be longer) 4 levels deep above short leaves
+// cost 4 KB of snapshot per leaf, about 6 bytes of file each.
+std::string LongKeysOpen() {
+  std::string text = "toolsets: {";
+  for (char c : {'k', 'j', 'h', 'g'}) text += std::string(1000, c) + ": {";
+  return text;
+}
+
+// Flow style: the leaves written one after another, to about `bytes` in all.
+std::string FlowLongKeysOverLeaves(size_t bytes) {
+  std::string text = LongKeysOpen();
+  for (int i = 0; text.size() + 16 < bytes; ++i) text += (i ? ", a" : "a") + std::to_string(i) + ": 0";
+  return text + "}}}}}\n";
+}
+
+// One anchored map with the long keys above `leaves` leaves, then as many
+// aliases to it as fit in `bytes`: each alias costs 9 bytes of file and
+// leaves x 4 KB of paths once expanded.
+std::string AliasedLongKeys(size_t bytes, int leaves) {
+  std::string text = "toolsets:\n  t0: &a ";
+  for (char c : {'k', 'j', 'h', 'g'}) text += "{" + std::string(1000, c) + ": ";
+  text += "{";
+  for (int i = 0; i < leaves; ++i) text += (i ? ", x" : "x") + std::to_string(i) + ": 0";
+  text += "}}}}}\n";
+  for (int i = 1;; ++i) {
+    const std::string line = "  t" + std::to_string(i) + ": *a\n";
+    if (text.size() + line.size() > bytes) break;
+    text += line;
+  }
+  return text;
+}
+
+// How every too-large snapshot is reported, whichever stage notices it.
+const std::string kWouldExceed =
+    "the validated config needs more than the segment's --capacity of 1048576 bytes of snapshot: it would exceed it "
+    "at line ";
 
 struct Row {
   std::string kind;
@@ -90,6 +132,10 @@ std::vector<Row> Catalog() {
   add(Content("nesting 10,000 deep", NestedLists(10000), kParse, ":1:67",
               "a" + [] { std::string s; for (int i = 0; i < 63; ++i) s += ".0"; return s; }(),
               "nesting deeper than 64 levels"));
+  add(Content("long keys over many leaves, flow style (23 MB of snapshot)", FlowLongKeysOverLeaves(60000), kTooLarge,
+              "", "", kWouldExceed));
+  add(Content("an anchored map with long keys used by many aliases (1.9 GB of snapshot)", AliasedLongKeys(60000, 100),
+              kTooLarge, "", "", kWouldExceed));
   add(Content("billion laughs alias bomb",
               ReadFile(std::string(CONFCAST_SOURCE_DIR) + "/tests/fuzz/corpus/config/catalog-billion-laughs.yaml"),
               kParse, ":8:63", "lol6.7", "alias expansion: the document expands to more than 1000000 values"));
@@ -290,6 +336,78 @@ TEST(Catalog, EveryKindOfBadConfigIsRejectedAndTheLastGoodVersionKeepsBeingServe
   publisher->Signal(SIGTERM);
   ASSERT_TRUE(publisher->WaitExit(kEventTimeout));
   EXPECT_EQ(publisher->exit_code(), 0);
+}
+
+}  // namespace
+
+namespace {
+
+// The amplification inputs at the publisher's default limits (1 MiB file,
+// 1 MiB --capacity), each checked by `confcast-publisher --check` under a
+// memory limit: refused as too large, with a clear message, quickly. Before
+// the limits were enforced while parsing, validating and laying out, these
+// took from 7 s and 1.1 GB to minutes and over 8 GB (or bad_alloc).
+TEST(CatalogLimits, AmplifyingConfigsAreRefusedWithBoundedMemoryAndTime) {
+  const std::pair<const char*, std::string> inputs[] = {
+      {"flow style, 1 MB", FlowLongKeysOverLeaves(1000000)},
+      {"anchored map and aliases, 60 KB", AliasedLongKeys(60000, 100)},
+      {"anchored map and aliases, 150 KB", AliasedLongKeys(150000, 60)},
+      {"anchored map and aliases, 1 MB", AliasedLongKeys(1000000, 60)},
+  };
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  // A sanitizer reserves terabytes of address space: no RLIMIT_AS, only the RSS check.
+  constexpr rlim_t kAddressSpace = RLIM_INFINITY;
+  constexpr long kMaxRssKb = 768 * 1024;
+#else
+  constexpr rlim_t kAddressSpace = 512ull << 20;
+  constexpr long kMaxRssKb = 256 * 1024;
+#endif
+  ScratchDir dir("catalog-limits");
+  for (const auto& [kind, text] : inputs) {
+    SCOPED_TRACE(kind);
+    const std::string config = dir / "amplify.yaml";
+    const std::string out = dir / "check.txt";
+    ReplaceFile(config, text);
+    ASSERT_LE(text.size(), size_t{1} << 20);
+    const auto started = std::chrono::steady_clock::now();
+    const pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      const rlimit as{kAddressSpace, kAddressSpace};
+      setrlimit(RLIMIT_AS, &as);
+      const int fd = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      dup2(fd, 1);
+      dup2(fd, 2);
+      execl(CONFCAST_PUBLISHER_BIN, CONFCAST_PUBLISHER_BIN, "--check", "--config", config.c_str(),
+            "--metrics-address", "none", static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    int status = 0;
+    rusage usage{};
+    pid_t done = 0;
+    while ((done = wait4(pid, &status, WNOHANG, &usage)) == 0 &&
+           std::chrono::steady_clock::now() - started < std::chrono::seconds(30)) {
+      usleep(10000);
+    }
+    if (done == 0) {
+      kill(pid, SIGKILL);
+      wait4(pid, &status, 0, &usage);
+      FAIL() << "--check still running after 30 s";
+    }
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    const std::string output = ReadFile(out);
+    ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << WTERMSIG(status) << "\n" << output;
+    EXPECT_EQ(WEXITSTATUS(status), 1) << output;
+    // Until --check passes its --capacity it checks against the largest one;
+    // either way the same message, with where it stopped.
+    EXPECT_EQ(output.rfind(config + ": the validated config needs more than ", 0), 0u) << output;
+    EXPECT_NE(output.find("bytes of snapshot"), std::string::npos) << output;
+    EXPECT_NE(output.find("it would exceed it at line "), std::string::npos) << output;
+    EXPECT_LT(seconds, 10.0) << output;
+    EXPECT_LT(usage.ru_maxrss, kMaxRssKb) << output;
+    RecordProperty(std::string(kind) + " ms", static_cast<int>(seconds * 1000));
+    RecordProperty(std::string(kind) + " max_rss_kb", static_cast<int>(usage.ru_maxrss));
+  }
 }
 
 }  // namespace

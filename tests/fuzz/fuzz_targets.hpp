@@ -261,7 +261,10 @@ class LoopbackSegment {
     auto* self = new LoopbackSegment();
     self->writer_ = std::move(std::get<0>(opened));
     self->reader_ = std::make_unique<Subscriber>(name);
-    std::atexit([] { shm_unlink(("/" + name).c_str()); });
+    std::atexit([] {
+      shm_unlink(("/" + name).c_str());
+      shm_unlink(("/" + name + ".confcast-lock").c_str());  // the publisher lock beside it
+    });
     return self;
   }
   std::unique_ptr<publisher::SegmentWriter> writer_;
@@ -325,6 +328,8 @@ class ScratchFile {
       std::perror("memfd_create");
       std::abort();
     }
+    // memfds are born 0777; readers refuse a segment others could write.
+    if (fchmod(fd_, 0600) != 0) std::abort();
     path_ = "/proc/self/fd/" + std::to_string(fd_);
   }
   void Write(const void* data, size_t size, size_t file_size) {
@@ -361,11 +366,14 @@ inline int FuzzConfig(const uint8_t* data, size_t size) {
     const char* name;
   };
   for (const Variant& v : {Variant{&builtin, false, "built-in schema"}, Variant{&rich, true, "rich schema, strict"}}) {
-    auto result = publisher::ParseAndValidate(text, "fuzz.yaml", *v.schema, v.strict);
+    // The loopback segment's capacity, as the publisher passes its own: an
+    // amplifying input is then refused as too_large after bounded work.
+    auto result = publisher::ParseAndValidate(text, "fuzz.yaml", *v.schema, v.strict, 1 << 20);
     if (auto* error = std::get_if<publisher::ConfigError>(&result)) {
       detail::CheckError(*error, text, v.name);
-      CONFCAST_FUZZ_CHECK(error->reason == publisher::Reason::kParse || error->reason == publisher::Reason::kValidate,
-                          "%s: a parse must fail as parse or validate, got %s", v.name,
+      CONFCAST_FUZZ_CHECK(error->reason == publisher::Reason::kParse || error->reason == publisher::Reason::kValidate ||
+                              error->reason == publisher::Reason::kTooLarge,
+                          "%s: a parse must fail as parse, validate or too_large, got %s", v.name,
                           publisher::ReasonName(error->reason));
       CONFCAST_FUZZ_CHECK(error->file == "fuzz.yaml", "%s: the message must name the file", v.name);
       continue;
