@@ -59,7 +59,12 @@ inline std::string UniqueSegmentName(const char* what) {
 // SIGINT/SIGTERM. Fixed storage, so the signal handler needs no allocation.
 class SegmentCleanup {
  public:
+  // The segment and the publisher lock a writer keeps beside it.
   static void Register(const std::string& name) {
+    Add(name);
+    Add(name + ".confcast-lock");
+  }
+  static void Add(const std::string& name) {
     Table& t = table();
     if (t.count >= kMax || name.size() + 2 > kNameBytes) throw std::runtime_error("too many bench segments");
     std::snprintf(t.names[t.count], kNameBytes, "/%s", name.c_str());
@@ -77,7 +82,7 @@ class SegmentCleanup {
   }
 
  private:
-  static constexpr int kMax = 32;
+  static constexpr int kMax = 64;
   static constexpr size_t kNameBytes = 128;
   struct Table {
     char names[kMax][kNameBytes];

@@ -233,10 +233,11 @@ def main() -> int:
         if cm is not None:
             cm.stop()
         stop_publisher(proc)
-        try:
-            os.unlink(f"/dev/shm/{segment}")
-        except FileNotFoundError:
-            pass
+        for leftover in (segment, segment + ".confcast-lock"):  # the publisher keeps its lock beside the segment
+            try:
+                os.unlink(f"/dev/shm/{leftover}")
+            except FileNotFoundError:
+                pass
         shutil.rmtree(workdir, ignore_errors=True)
     return 0
 

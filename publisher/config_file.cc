@@ -60,6 +60,48 @@ std::string OpenFailure(const std::string& path, int error) {
   return message;
 }
 
+
+// Opens path for reading only if it is a regular file, without ever opening
+// anything else: opening a device can have effects of its own (a tape
+// rewinds, a terminal becomes our controlling one), and a FIFO would block.
+// O_PATH resolves the name (symlinks included: the kubelet's ..data) without
+// opening the file; once fstat says it is regular, /proc/self/fd reopens that
+// very inode for reading, so no rename in between can slip another file in.
+std::variant<int, ConfigError> OpenRegularFile(const std::string& path, struct stat* file_stat) {
+  int path_fd;
+  do {
+    path_fd = ::open(path.c_str(), O_PATH | O_CLOEXEC);
+  } while (path_fd < 0 && errno == EINTR);
+  if (path_fd < 0) return IoError(path, OpenFailure(path, errno));
+  Fd located(path_fd);
+  if (::fstat(located.get(), file_stat) != 0) {
+    return IoError(path, std::string("cannot stat the file: ") + std::strerror(errno));
+  }
+  if (!S_ISREG(file_stat->st_mode)) {
+    return IoError(path, std::string("is ") + FileKind(file_stat->st_mode) + ", not a regular file");
+  }
+  constexpr int kReadFlags = O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC;
+  const std::string self = "/proc/self/fd/" + std::to_string(located.get());
+  int fd;
+  do {
+    fd = ::open(self.c_str(), kReadFlags);
+  } while (fd < 0 && errno == EINTR);
+  if (fd < 0 && errno == ENOENT) {
+    // No /proc: open by name, and make sure it is the file we checked.
+    do {
+      fd = ::open(path.c_str(), kReadFlags);
+    } while (fd < 0 && errno == EINTR);
+    if (fd < 0) return IoError(path, OpenFailure(path, errno));
+    struct stat opened {};
+    if (::fstat(fd, &opened) != 0 || opened.st_dev != file_stat->st_dev || opened.st_ino != file_stat->st_ino) {
+      ::close(fd);
+      return IoError(path, "the file was replaced while it was being opened; it will be read again");
+    }
+  }
+  if (fd < 0) return IoError(path, OpenFailure(path, errno));
+  return fd;
+}
+
 }  // namespace
 
 std::array<unsigned char, 32> Sha256(std::string_view bytes) {
@@ -85,20 +127,11 @@ std::string ToHex(const std::array<unsigned char, 32>& digest) {
 }
 
 std::variant<FileBytes, ConfigError> ReadConfigFile(const std::string& path, uint64_t max_bytes) {
-  int raw_fd;
-  do {
-    raw_fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-  } while (raw_fd < 0 && errno == EINTR);
-  if (raw_fd < 0) return IoError(path, OpenFailure(path, errno));
-  Fd fd(raw_fd);
-
   struct stat file_stat {};
-  if (::fstat(fd.get(), &file_stat) != 0) {
-    return IoError(path, std::string("cannot stat the file: ") + std::strerror(errno));
-  }
-  if (!S_ISREG(file_stat.st_mode)) {
-    return IoError(path, std::string("is ") + FileKind(file_stat.st_mode) + ", not a regular file");
-  }
+  auto opened = OpenRegularFile(path, &file_stat);
+  if (auto* error = std::get_if<ConfigError>(&opened)) return std::move(*error);
+  Fd fd(std::get<int>(opened));
+
   const auto size = static_cast<uint64_t>(file_stat.st_size);
   if (size > max_bytes) return TooLarge(path, size, false, max_bytes);
 

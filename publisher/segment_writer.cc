@@ -3,7 +3,6 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/futex.h>
-#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -17,6 +16,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "confcast/segment_trust.hpp"
 #include "confcast/word_access.hpp"
 
 namespace confcast::publisher {
@@ -57,6 +57,26 @@ int UnlinkTarget(const Target& t) {
   return t.is_shm ? shm_unlink(t.shm_name.c_str()) : ::unlink(t.path.c_str());
 }
 
+// What an open of a file we create or adopt failed with, naming who owns it
+// when that is the reason.
+std::string OpenRefusal(const char* what, const std::string& path, int err) {
+  struct stat st;
+  if (err == ELOOP) return std::string("refusing the ") + what + " " + path + ": it is a symbolic link";
+  if (err == EACCES && ::lstat(path.c_str(), &st) == 0) {
+    return std::string("cannot open the ") + what + " " + path + " for writing (" + std::strerror(err) + "): " +
+           trust::DescribeOwnerAndMode(st) + "; remove it, or use a segment path in a directory only the "
+           "publisher's user can write (e.g. /run/confcast/NAME)";
+  }
+  return Errno(std::string("cannot open ") + what + " " + path, err);
+}
+
+std::string SquatMessage(const char* what, const std::string& path, const std::string& why) {
+  return std::string("refusing to use the ") + what + " " + path + ": " + why +
+         ". Workers would read whatever its owner writes there. On a shared /dev/shm any local user can create "
+         "the name first: remove the file, or use a segment path in a directory only the publisher's user can "
+         "write (e.g. /run/confcast/NAME, or a Kubernetes emptyDir)";
+}
+
 // The highest version a segment of this build's layout holds: the header's,
 // or a slot's (a publisher killed mid-publish, or a replacement that never
 // published, leaves a slot above the header). Read with pread while we hold
@@ -80,17 +100,20 @@ void StoreWords(uint64_t* dst, const uint64_t* src, size_t n) {
   for (size_t i = 0; i < n; ++i) StoreRelaxed(dst + i, src[i]);
 }
 
-// A replacement segment is built under a temporary name in the directory of
-// the segment's own name (rename(2) is atomic only within one filesystem):
-// "NAME.confcast-new-PID" beside NAME. The pid keeps two publishers' names
-// apart; the fixed stem lets a later publisher find what a killed one left.
-// A name too long for NAME_MAX with the suffix is cut and given a hash of
-// the whole name, so two long names that share a beginning stay apart.
-struct TempNames {
+// Files that belong to a segment sit beside its name, in the same directory
+// (rename(2) is atomic only within one filesystem), named NAME + a suffix:
+//   NAME.confcast-lock       the publisher lock (publisher_lock.hpp)
+//   NAME.confcast-new-PID    a replacement being built; the pid keeps two
+//                            publishers' apart, the fixed stem lets a later
+//                            publisher find what a killed one left.
+// A name too long for NAME_MAX with a suffix is cut and given a hash of the
+// whole name, so two long names that share a beginning stay apart.
+struct SiblingNames {
   std::string dir;   // "/dev/shm" or the file segment's directory
-  std::string stem;  // file name up to the pid
+  std::string stem;  // NAME (perhaps cut) + suffix
+  std::string PathOf(const std::string& file) const { return (dir == "/" ? "" : dir) + "/" + file; }
 };
-TempNames TempNamesFor(const Target& t) {
+SiblingNames SiblingsOf(const Target& t, const std::string& suffix) {
   std::string dir, base;
   if (t.is_shm) {
     dir = "/dev/shm";
@@ -100,7 +123,6 @@ TempNames TempNamesFor(const Target& t) {
     dir = slash == 0 ? "/" : t.path.substr(0, slash);
     base = t.path.substr(slash + 1);
   }
-  const std::string suffix = ".confcast-new-";
   if (base.size() + suffix.size() + 10 > NAME_MAX) {  // 10: the digits of any pid
     uint64_t h = 14695981039346656037ull;
     for (unsigned char c : base) h = (h ^ c) * 1099511628211ull;
@@ -110,32 +132,32 @@ TempNames TempNamesFor(const Target& t) {
   }
   return {dir, base + suffix};
 }
-Target TempTarget(const Target& t, const TempNames& names, pid_t pid) {
+SiblingNames TempNamesFor(const Target& t) { return SiblingsOf(t, ".confcast-new-"); }
+Target TempTarget(const Target& t, const SiblingNames& names, pid_t pid) {
   const std::string file = names.stem + std::to_string(pid);
-  const std::string path = (names.dir == "/" ? "" : names.dir) + "/" + file;
-  return Target{t.is_shm, t.is_shm ? "/" + file : std::string(), path};
+  return Target{t.is_shm, t.is_shm ? "/" + file : std::string(), names.PathOf(file)};
+}
+Target LockTarget(const Target& t) {
+  const SiblingNames names = SiblingsOf(t, ".confcast-lock");
+  return Target{t.is_shm, t.is_shm ? "/" + names.stem : std::string(), names.PathOf(names.stem)};
 }
 
 // Removes what a publisher killed during a replacement left: "STEM<digits>"
-// files whose flock nobody holds. Called only while holding the flock of the
-// segment under the real name, which every publisher of that name holds for
-// as long as it has a temporary of it (from before creating it until after
-// renaming it), so a live one's is never removed; the flock test is a second
-// guard, e.g. against a name cut to the same stem.
+// regular files of our own user. Called only while holding the publisher
+// lock, which every publisher of the name holds for as long as it has a
+// temporary, so no live publisher's is removed. Another user's file of that
+// name is left alone: it was never ours to build on.
 void RemoveStaleTemporaries(const Target& t) {
-  const TempNames names = TempNamesFor(t);
+  const SiblingNames names = TempNamesFor(t);
   DIR* dir = opendir(names.dir.c_str());
   if (dir == nullptr) return;
   while (const dirent* e = readdir(dir)) {
     const std::string name = e->d_name;
     if (name.size() <= names.stem.size() || name.compare(0, names.stem.size(), names.stem) != 0) continue;
     if (name.find_first_not_of("0123456789", names.stem.size()) != std::string::npos) continue;
-    const std::string path = (names.dir == "/" ? "" : names.dir) + "/" + name;
-    const int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0) continue;
+    const std::string path = names.PathOf(name);
     struct stat st;
-    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && flock(fd, LOCK_EX | LOCK_NB) == 0) ::unlink(path.c_str());
-    ::close(fd);
+    if (::lstat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid()) ::unlink(path.c_str());
   }
   closedir(dir);
 }
@@ -193,6 +215,12 @@ int64_t RealtimeNs() {
   return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
 }
 
+int64_t MonotonicNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
+}
+
 std::variant<std::unique_ptr<SegmentWriter>, SegmentWriter::Failure> SegmentWriter::Open(const Options& options) {
   auto resolved = Resolve(options.segment);
   if (auto* err = std::get_if<std::string>(&resolved)) return Failure{OpenError::kOther, *err};
@@ -201,6 +229,14 @@ std::variant<std::unique_ptr<SegmentWriter>, SegmentWriter::Failure> SegmentWrit
     return Failure{OpenError::kOther, "--capacity must be between " + std::to_string(layout::kMinSlotCapacity) +
                                           " bytes and " +
                                           std::to_string(layout::kMaxSlotCapacity) + " bytes"};
+  }
+  if ((options.mode & trust::kForeignWriteBits) != 0 || (options.mode & ~mode_t{0777}) != 0) {
+    char mode[16];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(options.mode));
+    return Failure{OpenError::kOther, std::string("--segment-mode ") + mode +
+                                          " is refused: only the publisher may write the segment, so group and "
+                                          "other users get read access at most (e.g. 0640 or 0644), and no "
+                                          "setuid, setgid or sticky bits"};
   }
   const uint64_t capacity = (options.capacity + 7) & ~uint64_t{7};
   const uint64_t size = layout::SegmentSize(capacity);
@@ -213,41 +249,66 @@ std::variant<std::unique_ptr<SegmentWriter>, SegmentWriter::Failure> SegmentWrit
   w->stride_ = layout::SlotStride(capacity);
   w->size_ = size;
 
-  // Create exclusively, or open what is there. Whoever wins the flock owns it.
+  auto lock = PublisherLock::Acquire(LockTarget(target).path);
+  if (auto* failure = std::get_if<PublisherLock::Failure>(&lock)) {
+    if (!failure->busy) return Failure{OpenError::kOther, failure->message};
+    std::string who;
+    if (int rfd = OpenTarget(target, O_RDONLY | O_NONBLOCK, 0); rfd >= 0) {
+      layout::SegmentHeader h{};
+      struct stat st;
+      if (fstat(rfd, &st) == 0 && S_ISREG(st.st_mode) &&
+          pread(rfd, &h, sizeof(h), 0) == static_cast<ssize_t>(sizeof(h)) && h.magic == layout::kMagic) {
+        who = " (pid " + std::to_string(h.publisher_pid) + ")";
+      }
+      ::close(rfd);
+    }
+    return Failure{OpenError::kBusy, "another confcast-publisher" + who + " already publishes to segment " +
+                                         target.path + " (it holds " + failure->message +
+                                         "); only one publisher per segment"};
+  }
+  w->lock_ = std::move(std::get<PublisherLock>(lock));
+  // A publisher that gives up here (a segment it must refuse, no room) takes
+  // back a lock file it made, so it leaves the name as it found it.
+  struct DropNewLockOnFailure {
+    SegmentWriter* w;
+    bool armed = true;
+    ~DropNewLockOnFailure() {
+      if (armed && w->lock_.created()) w->lock_.RemoveAndRelease();
+    }
+  } drop_new_lock{w.get()};
+
+  // We hold the lock, so no other publisher creates, replaces or removes the
+  // segment now. Create it exclusively, or open what is there and check that
+  // it is ours before reading a byte of it.
   bool created = false;
   for (int attempt = 0; attempt < 8 && w->fd_ < 0; ++attempt) {
-    int fd = OpenTarget(target, O_RDWR | O_CREAT | O_EXCL, options.mode);
+    int fd = OpenTarget(target, O_RDWR | O_CREAT | O_EXCL | O_NONBLOCK, options.mode);
     if (fd >= 0) {
       created = true;
     } else if (errno == EEXIST) {
-      fd = OpenTarget(target, O_RDWR, 0);
-      if (fd < 0 && errno == ENOENT) continue;  // unlinked in between: try creating again
+      fd = OpenTarget(target, O_RDWR | O_NONBLOCK, 0);
+      if (fd < 0 && errno == ENOENT) continue;  // removed in between (by hand): try creating again
     }
     if (fd < 0) {
       const int err = errno;
-      return Failure{OpenError::kOther, Errno("cannot open segment " + target.path, err)};
+      return Failure{OpenError::kOther, OpenRefusal("segment", target.path, err)};
     }
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-      const int err = errno;
-      ::close(fd);
-      if (err == EWOULDBLOCK) {
-        std::string who;
-        if (int rfd = OpenTarget(target, O_RDONLY, 0); rfd >= 0) {
-          layout::SegmentHeader h{};
-          if (pread(rfd, &h, sizeof(h), 0) == static_cast<ssize_t>(sizeof(h)) && h.magic == layout::kMagic) {
-            who = " (pid " + std::to_string(h.publisher_pid) + ")";
-          }
-          ::close(rfd);
-        }
-        return Failure{OpenError::kBusy, "another confcast-publisher" + who + " already publishes to segment " +
-                                             target.path + "; only one publisher per segment"};
+    if (!created) {
+      struct stat st;
+      if (fstat(fd, &st) != 0) {
+        const int err = errno;
+        ::close(fd);
+        return Failure{OpenError::kOther, Errno("fstat " + target.path, err)};
       }
-      return Failure{OpenError::kOther, Errno("cannot lock segment " + target.path, err)};
+      if (std::string why = trust::PublisherRefusal(st, geteuid(), /*no_foreign_access=*/false); !why.empty()) {
+        ::close(fd);
+        return Failure{OpenError::kOther, SquatMessage("segment", target.path, why)};
+      }
     }
     w->fd_ = fd;
   }
   if (w->fd_ < 0) return Failure{OpenError::kOther, "cannot create segment " + target.path + ": it keeps disappearing"};
-  // We hold the name's flock: no live publisher of this name has a temporary.
+  // We hold the lock: no live publisher of this name has a temporary.
   RemoveStaleTemporaries(target);
 
   // An existing segment: adopt it if it is ours and the same shape.
@@ -265,6 +326,10 @@ std::variant<std::unique_ptr<SegmentWriter>, SegmentWriter::Failure> SegmentWrit
                             static_cast<uint64_t>(st.st_size) == size;
     if (same_shape) {
       w->adopted_ = true;
+      // --segment-mode decides who may read, also for a segment kept across restarts.
+      if ((st.st_mode & 07777) != options.mode && fchmod(w->fd_, options.mode) != 0) {
+        return Failure{OpenError::kOther, Errno("fchmod " + target.path, errno)};
+      }
     } else if (readable && (old.magic == layout::kMagic || st.st_size > 0)) {
       // Another shape. Replacing it now would leave workers with nothing (or
       // an empty segment) if the first config turns out bad; keep it, and
@@ -310,12 +375,15 @@ std::variant<std::unique_ptr<SegmentWriter>, SegmentWriter::Failure> SegmentWrit
     w->Heartbeat(RealtimeNs());
     w->WriteStats();
   }
+  drop_new_lock.armed = false;
   return w;
 }
 
 SegmentWriter::~SegmentWriter() {
   if (base_) munmap(base_, size_);
   if (fd_ >= 0) ::close(fd_);
+  // lock_ is released last. Its file stays beside the segment: on a shared
+  // /dev/shm, a name we keep is a name nobody else can take.
 }
 
 layout::SlotHeader* SegmentWriter::slot(uint64_t i) const {
@@ -375,7 +443,7 @@ uint64_t SegmentWriter::PublishInPlace(const uint64_t* words, size_t n_words,
   return next;
 }
 
-// What a SIGKILL leaves at each step (we hold the old segment's flock
+// What a SIGKILL leaves at each step (we hold the publisher lock
 // throughout, so no other publisher of this name runs meanwhile):
 //   1-5 (temporary created .. filled): the old segment, untouched, still
 //       under the name and serving; a stale NAME.confcast-new-PID, which
@@ -391,11 +459,13 @@ uint64_t SegmentWriter::Replace(const uint64_t* words, size_t n_words, const std
   const Target temp = TempTarget(target, TempNamesFor(target), getpid());
 
   // 1. Create the temporary. One of our own pid's can only be a dead
-  // process's (pid reuse): we hold the name's flock, and remove ours on failure.
-  int fd = OpenTarget(temp, O_RDWR | O_CREAT | O_EXCL, mode_);
+  // process's (pid reuse): we hold the publisher lock, and remove ours on
+  // failure. O_EXCL: a file someone else put at that name is never used.
+  int fd = OpenTarget(temp, O_RDWR | O_CREAT | O_EXCL | O_NONBLOCK, mode_);
   if (fd < 0 && errno == EEXIST) {
-    UnlinkTarget(temp);
-    fd = OpenTarget(temp, O_RDWR | O_CREAT | O_EXCL, mode_);
+    struct stat st;
+    if (::lstat(temp.path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid()) UnlinkTarget(temp);
+    fd = OpenTarget(temp, O_RDWR | O_CREAT | O_EXCL | O_NONBLOCK, mode_);
   }
   if (fd < 0) throw std::runtime_error(Errno("cannot create the replacement segment " + temp.path, errno));
 
@@ -414,9 +484,8 @@ uint64_t SegmentWriter::Replace(const uint64_t* words, size_t n_words, const std
     }
   } undo{temp, fd};
 
-  // 2. Lock it before it can carry the name: a publisher that opens the name
-  // after the rename must find it taken.
-  if (flock(fd, LOCK_EX | LOCK_NB) != 0) throw std::runtime_error(Errno("cannot lock " + temp.path, errno));
+  // 2. (No lock of its own: the publisher lock beside the name guards the
+  // segment under every inode the name stands for.)
 
   // 3. Size, reserve and initialise it, numbered after the old segment.
   auto init = InitNewSegment(fd, temp.path, mode_, capacity_, pending_last_version_);
@@ -473,23 +542,26 @@ uint64_t SegmentWriter::Replace(const uint64_t* words, size_t n_words, const std
     syscall(SYS_futex, &h->change_futex, FUTEX_WAKE, INT_MAX, nullptr, nullptr, 0);
     munmap(old_base, old_size);
   }
-  ::close(old_fd);  // its flock goes with it; the name is the new segment's
+  ::close(old_fd);
   return version;
 }
 
 void SegmentWriter::RemoveIfCreatedAndEmpty() {
   // A pending replacement created nothing, and the old segment is what workers read.
   if (pending_ || adopted_ || version() != 0) return;
-  // We still hold the flock, so no other publisher can have adopted it.
+  // We still hold the publisher lock, so no other publisher can have adopted it.
   if (shm_name_.empty()) {
     ::unlink(location_.c_str());
   } else {
     shm_unlink(shm_name_.c_str());
   }
+  lock_.RemoveAndRelease();  // nothing left to guard
 }
 
 void SegmentWriter::Heartbeat(int64_t now_unix_ns) {
-  if (base_) StoreRelease(&header()->heartbeat_unix_ns, now_unix_ns);
+  if (!base_) return;
+  StoreRelease(&header()->heartbeat_mono_ns, MonotonicNs());
+  StoreRelease(&header()->heartbeat_unix_ns, now_unix_ns);
 }
 
 void SegmentWriter::WriteStats() {

@@ -2,9 +2,14 @@
 // creating or adopting it, holding it exclusively, and publishing into it.
 //
 // Threading: one SegmentWriter per process, used from one thread (the
-// publisher's event loop). Exclusivity across processes is an flock(2) held
-// on the segment for the writer's lifetime; the kernel drops it when the
-// process dies, so a SIGKILLed publisher never blocks its successor.
+// publisher's event loop). Exclusivity across processes is the publisher
+// lock beside the segment (publisher_lock.hpp), held for the writer's
+// lifetime; the kernel drops it when the process dies, so a SIGKILLed
+// publisher never blocks its successor.
+//
+// Trust: the writer only ever writes a file its own user owns and nobody
+// else can write (segment_trust.hpp); a file someone else put at the name is
+// refused, never adopted, initialised or replaced in place.
 // Memory ordering: see layout.hpp; Publish() is the latch writer.
 #ifndef CONFCAST_PUBLISHER_SEGMENT_WRITER_HPP_
 #define CONFCAST_PUBLISHER_SEGMENT_WRITER_HPP_
@@ -19,6 +24,7 @@
 #include <variant>
 
 #include "confcast/layout.hpp"
+#include "publisher_lock.hpp"
 
 namespace confcast::publisher {
 
@@ -27,7 +33,7 @@ class SegmentWriter {
   struct Options {
     std::string segment;        // a name without '/' (POSIX shm) or an absolute path (tmpfs file)
     uint64_t capacity = 1 << 20;  // snapshot bytes per slot
-    mode_t mode = 0640;         // applied with fchmod, whatever the umask
+    mode_t mode = 0640;         // applied with fchmod, whatever the umask; group/other write is refused
   };
   enum class OpenError { kBusy, kOther };
   struct Failure {
@@ -37,7 +43,8 @@ class SegmentWriter {
 
   // Creates the segment, or adopts one left by an earlier publisher (same
   // layout and capacity: versions continue, open readers keep working).
-  // kBusy: another live publisher holds it.
+  // kBusy: another live publisher holds it. kOther also covers a segment or
+  // lock file that is not the publisher's own (the message names owner and mode).
   //
   // A segment of another shape (another capacity, another layout, or not a
   // segment at all) is NOT replaced here: the writer keeps it in place, holds
@@ -118,6 +125,7 @@ class SegmentWriter {
   layout::SlotHeader* slot(uint64_t i) const;
   uint64_t* slot_data(uint64_t i) const;
 
+  PublisherLock lock_;
   int fd_ = -1;
   uint8_t* base_ = nullptr;
   uint64_t size_ = 0;
@@ -137,6 +145,8 @@ class SegmentWriter {
 
 // Nanoseconds since the epoch (CLOCK_REALTIME), as the segment stores times.
 int64_t RealtimeNs();
+// CLOCK_MONOTONIC nanoseconds: what heartbeat ages are measured on.
+int64_t MonotonicNs();
 
 }  // namespace confcast::publisher
 

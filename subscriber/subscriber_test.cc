@@ -122,8 +122,10 @@ class PublishedSegment {
     writer_.reset();
     if (segment_[0] == '/') {
       ::unlink(segment_.c_str());
+      ::unlink((segment_ + ".confcast-lock").c_str());
     } else {
       shm_unlink(("/" + segment_).c_str());
+      shm_unlink(("/" + segment_ + ".confcast-lock").c_str());  // the publisher lock beside it
     }
   }
   PublishedSegment(const PublishedSegment&) = delete;

@@ -149,6 +149,7 @@ TEST(FuzzRegression, LiveAndPinnedReadsJudgeTheSameBytes) {
   EXPECT_EQ(live, CONFCAST_ERR_CORRUPT) << "a snapshot whose regions end past its declared size is corrupt";
   writer.reset();
   shm_unlink(("/" + name).c_str());
+  shm_unlink(("/" + name + ".confcast-lock").c_str());  // the publisher lock beside it
 }
 
 }  // namespace

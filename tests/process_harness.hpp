@@ -169,8 +169,10 @@ class SegmentGuard {
   void Remove() const {
     if (segment_.starts_with('/')) {
       ::unlink(segment_.c_str());
+      ::unlink((segment_ + ".confcast-lock").c_str());
     } else {
       shm_unlink(("/" + segment_).c_str());
+      shm_unlink(("/" + segment_ + ".confcast-lock").c_str());  // the publisher lock beside it
     }
   }
 

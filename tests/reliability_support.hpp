@@ -63,7 +63,10 @@ inline std::string UniqueName(const std::string& what) {
 class ShmGuard {
  public:
   explicit ShmGuard(std::string name) : name_(std::move(name)) {}
-  ~ShmGuard() { shm_unlink(("/" + name_).c_str()); }
+  ~ShmGuard() {
+    shm_unlink(("/" + name_).c_str());
+    shm_unlink(("/" + name_ + ".confcast-lock").c_str());  // the publisher lock beside it
+  }
   ShmGuard(const ShmGuard&) = delete;
   ShmGuard& operator=(const ShmGuard&) = delete;
   const std::string& name() const { return name_; }
@@ -77,10 +80,15 @@ struct Unprivileged {
   uid_t uid;
   gid_t gid;
 };
+// A test that runs its publisher as `nobody` reads the segment as the
+// workers of such a deployment do: readers trust only root and their own
+// user, so $CONFCAST_SEGMENT_OWNER names the publisher's (set here, for the
+// rest of this test process: ctest runs each test in its own).
 inline std::optional<Unprivileged> NobodyIfRoot() {
   if (geteuid() != 0) return std::nullopt;
   const passwd* pw = getpwnam("nobody");
   if (pw == nullptr) return std::nullopt;
+  setenv("CONFCAST_SEGMENT_OWNER", std::to_string(pw->pw_uid).c_str(), 1);
   return Unprivileged{pw->pw_uid, pw->pw_gid};
 }
 

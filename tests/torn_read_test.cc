@@ -237,7 +237,10 @@ class ShmName {
     std::mt19937_64 rng(std::random_device{}() ^ static_cast<uint64_t>(getpid()));
     name_ = "cc-torn-" + std::to_string(getpid()) + "-" + std::to_string(rng() % 1000000000);
   }
-  ~ShmName() { shm_unlink(("/" + name_).c_str()); }
+  ~ShmName() {
+    shm_unlink(("/" + name_).c_str());
+    shm_unlink(("/" + name_ + ".confcast-lock").c_str());  // the publisher lock beside it
+  }
   const std::string& name() const { return name_; }
 
  private:

@@ -1,9 +1,11 @@
-// confcastctl: inspect a confcast segment from a shell (CONTRACT section 2).
+// confcastctl: inspect a confcast segment from a shell.
 //
 //   confcastctl [--segment NAME] get PATH | dump [--json] | status [--max-age S]
 //                                | wait [--after V] [--timeout S]
 //
-// Exit codes: 0 ok, 1 failed check, 2 no segment, 3 no such path, 4 usage.
+// Exit codes: 0 ok, 1 failed check, 2 no segment, 3 no such path, 4 usage,
+// 5 refused by the trust rules (a segment others can write, or of an
+// untrusted owner; the message names owner and mode).
 // Read-only: it maps the segment like any worker and never writes to it.
 #include <cmath>
 #include <cstdio>
@@ -18,7 +20,7 @@
 
 namespace {
 
-enum Exit { kOk = 0, kFailed = 1, kNoSegment = 2, kNoPath = 3, kUsage = 4 };
+enum Exit { kOk = 0, kFailed = 1, kNoSegment = 2, kNoPath = 3, kUsage = 4, kRefused = 5 };
 
 int ExitFor(int status) {
   switch (status) {
@@ -27,6 +29,7 @@ int ExitFor(int status) {
     case CONFCAST_ERR_EMPTY: return kNoSegment;
     case CONFCAST_ERR_NOT_FOUND: return kNoPath;
     case CONFCAST_ERR_INVALID: return kUsage;
+    case CONFCAST_ERR_PERMISSION: return kRefused;
     default: return kFailed;
   }
 }
@@ -94,9 +97,8 @@ int Status(const confcast::Subscriber& sub, double max_age) {
   if (int rc = sub.Info(&info); rc != CONFCAST_OK) return Fail(rc, "status");
   uint64_t by_reason[confcast::layout::kReasonCount] = {};
   sub.ErrorsByReason(by_reason);
-  const double age = info.heartbeat_unix_ns > 0
-                         ? static_cast<double>(confcast::detail::RealtimeNs() - info.heartbeat_unix_ns) / 1e9
-                         : INFINITY;
+  const int64_t age_ns = sub.HeartbeatAgeNs();
+  const double age = age_ns >= 0 ? static_cast<double>(age_ns) / 1e9 : INFINITY;
   std::printf("version:          %llu\n", static_cast<unsigned long long>(info.version));
   std::printf("sha256:           %s\n", info.sha256_hex[0] ? info.sha256_hex : "-");
   std::printf("published:        %s\n", FormatTime(info.published_unix_ns).c_str());

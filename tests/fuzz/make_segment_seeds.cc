@@ -40,6 +40,7 @@ std::vector<uint8_t> RawSeed(const confcast::snapshot::BuiltSnapshot& snap, int 
   std::vector<uint8_t> out = {3};
   out.insert(out.end(), std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
   shm_unlink(("/" + name).c_str());
+  shm_unlink(("/" + name + ".confcast-lock").c_str());  // the publisher lock beside it
   return out;
 }
 

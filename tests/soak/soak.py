@@ -343,10 +343,11 @@ def main():
             r.kill()
             r.join()
     elapsed = time.monotonic() - started
-    try:
-        os.unlink(f"/dev/shm/{segment}")
-    except FileNotFoundError:
-        pass
+    for leftover in (segment, segment + ".confcast-lock"):  # the publisher keeps its lock beside the segment
+        try:
+            os.unlink(f"/dev/shm/{leftover}")
+        except FileNotFoundError:
+            pass
     log.close()
 
     def total(key):

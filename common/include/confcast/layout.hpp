@@ -51,6 +51,7 @@
 //          |   128  publisher_pid    i32  ---- liveness line ----------  |
 //          |   136  heartbeat_ns     i64  CLOCK_REALTIME, every second   |
 //          |   144  retired          u32  1: a newer segment replaced it |
+//          |   152  heartbeat_mono   i64  CLOCK_MONOTONIC, same beat      |
 //          |   192  stats_seq        u64  ---- stats latch ------------  |
 //          |   200  stats[2]         Stats (2 x 384 bytes)               |
 //   4096   +--------------------------------------------------------------+
@@ -73,7 +74,7 @@
 namespace confcast::layout {
 
 inline constexpr uint64_t kMagic = 0x54534143464E4F43ull;  // "CONFCAST" read little-endian
-inline constexpr uint32_t kLayoutVersion = 1;
+inline constexpr uint32_t kLayoutVersion = 2;  // 2: heartbeat_mono_ns
 inline constexpr uint32_t kSlotCount = 2;  // a latch needs two; the writer never touches the active one
 inline constexpr uint32_t kHeaderSize = 4096;
 inline constexpr uint32_t kLastErrorBytes = 256;  // matches confcast_info.last_error
@@ -119,9 +120,10 @@ struct SegmentHeader {
   // -- liveness line: written by the live publisher --
   alignas(64) int32_t publisher_pid;  // pid of the publisher that last held the segment
   uint32_t reserved_pid;              // zero
-  int64_t heartbeat_unix_ns;          // CLOCK_REALTIME, refreshed every second while a publisher runs
+  int64_t heartbeat_unix_ns;          // CLOCK_REALTIME, refreshed every second while a publisher runs; for display
   uint32_t retired;                   // 1: a publisher replaced this segment with an incompatible one; reopen
   uint32_t reserved_live;             // zero
+  int64_t heartbeat_mono_ns;          // CLOCK_MONOTONIC of the same beat: ages are measured on it (no wall-clock step moves it)
   // -- stats latch: stats[stats_seq & 1] is stable while stats_seq is unchanged --
   alignas(64) uint64_t stats_seq;  // incremented before writing each copy (Linux seqcount_latch)
   Stats stats[2];                  // the two copies
@@ -142,6 +144,7 @@ static_assert(offsetof(SegmentHeader, change_futex) == 80, "futex word");
 static_assert(offsetof(SegmentHeader, publisher_pid) == 128, "liveness line");
 static_assert(offsetof(SegmentHeader, heartbeat_unix_ns) == 136, "heartbeat");
 static_assert(offsetof(SegmentHeader, retired) == 144, "retired flag");
+static_assert(offsetof(SegmentHeader, heartbeat_mono_ns) == 152, "Python reads the monotonic heartbeat at offset 152");
 static_assert(offsetof(SegmentHeader, stats_seq) == 192, "stats latch");
 static_assert(sizeof(SegmentHeader) <= kHeaderSize, "header fits its page");
 static_assert(offsetof(SegmentHeader, change_futex) % 4 == 0, "futex words are 4-aligned");
@@ -164,6 +167,7 @@ constexpr uint32_t Signature() {
       sizeof(SegmentHeader), offsetof(SegmentHeader, active_slot), offsetof(SegmentHeader, version),
       offsetof(SegmentHeader, change_futex), offsetof(SegmentHeader, publisher_pid),
       offsetof(SegmentHeader, heartbeat_unix_ns), offsetof(SegmentHeader, retired),
+      offsetof(SegmentHeader, heartbeat_mono_ns),
       offsetof(SegmentHeader, stats_seq), offsetof(SegmentHeader, stats), sizeof(SlotHeader),
       offsetof(SlotHeader, seq), offsetof(SlotHeader, version), offsetof(SlotHeader, data_size),
       offsetof(SlotHeader, sha256), offsetof(Stats, last_error), offsetof(Stats, errors_by_reason),

@@ -52,6 +52,7 @@
 
 #include "confcast/confcast.h"
 #include "confcast/layout.hpp"
+#include "confcast/segment_trust.hpp"
 #include "confcast/snapshot_format.hpp"
 #include "confcast/word_access.hpp"
 
@@ -325,7 +326,10 @@ class Subscriber {
   // Opens the segment; throws confcast::Error. An empty name means
   // $CONFCAST_SEGMENT, else "holmesgpt-config".
   explicit Subscriber(std::string_view segment = {}) {
-    if (int rc = Open(segment, this); rc != CONFCAST_OK) throw Error(rc, std::string(ResolveName(segment)));
+    std::string why;
+    if (int rc = Open(segment, this, &why); rc != CONFCAST_OK) {
+      throw Error(rc, std::string(ResolveName(segment)) + (why.empty() ? "" : ": " + why));
+    }
   }
   Subscriber(Subscriber&& o) noexcept { *this = std::move(o); }
   Subscriber& operator=(Subscriber&& o) noexcept {
@@ -357,8 +361,11 @@ class Subscriber {
     return (env && *env) ? std::string(env) : std::string(kDefaultSegment);
   }
 
-  // Opens without throwing; *out receives the mapping on CONFCAST_OK.
-  static int Open(std::string_view segment, Subscriber* out) noexcept {
+  // Opens without throwing; *out receives the mapping on CONFCAST_OK. When
+  // the segment is refused (CONFCAST_ERR_PERMISSION: its owner or mode break
+  // the trust rules of segment_trust.hpp), *why, if given, says why, naming
+  // the file's owner and mode.
+  static int Open(std::string_view segment, Subscriber* out, std::string* why = nullptr) noexcept {
     std::string name, location;  // the shm_open name (or ""), and the file the name stands for
     try {
       name = ResolveName(segment);
@@ -375,10 +382,19 @@ class Subscriber {
     } catch (...) {
       return CONFCAST_ERR_SYSTEM;
     }
-    const int fd = name.empty() ? ::open(location.c_str(), O_RDONLY | O_CLOEXEC)
-                                : shm_open(name.c_str(), O_RDONLY | O_CLOEXEC, 0);
+    // O_NONBLOCK, O_NOCTTY: whatever someone put at the name (a FIFO, a
+    // terminal) must neither hang nor adopt us before fstat refuses it.
+    const int fd = name.empty() ? ::open(location.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
+                                : shm_open(name.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY, 0);
     if (fd < 0) return ErrnoStatus(errno);
-    const int rc = MapVerified(fd, out);
+    int rc;
+    try {
+      std::string refusal;
+      rc = MapVerified(fd, out, why ? &refusal : nullptr);
+      if (why && !refusal.empty()) *why = location + ": " + refusal;
+    } catch (...) {
+      rc = CONFCAST_ERR_SYSTEM;
+    }
     const int saved = errno;
     ::close(fd);
     errno = saved;
@@ -569,6 +585,20 @@ class Subscriber {
     return CONFCAST_OK;
   }
 
+  // How long ago the publisher last refreshed its heartbeat, in nanoseconds,
+  // or -1 if it never did. Measured on CLOCK_MONOTONIC, which every process
+  // of the host shares and which a wall-clock step (NTP, an admin's `date`)
+  // does not move; Info()'s heartbeat_unix_ns is the same beat on the wall
+  // clock, for display.
+  int64_t HeartbeatAgeNs() const noexcept {
+    const int64_t beat = detail::LoadAcquire(&Header()->heartbeat_mono_ns);
+    if (beat <= 0) return -1;
+    timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    const int64_t age = int64_t{now.tv_sec} * 1000000000 + now.tv_nsec - beat;
+    return age < 0 ? 0 : age;
+  }
+
   // Per-reason rejection counters from the segment (index: layout::Reason).
   int ErrorsByReason(uint64_t out[layout::kReasonCount]) const noexcept {
     const bool ok = ReadStats([&](const layout::Stats* copy) {
@@ -621,18 +651,22 @@ class Subscriber {
     uint64_t size, capacity, stride;
   };
 
-  // Checks the header of a segment whose file has file_size bytes.
+  // Checks the header of a segment whose file has file_size bytes. Every
+  // word through an atomic load, as layout.hpp requires of readers: the file
+  // may be anyone's, written while we look.
   static int VerifyHeader(const layout::SegmentHeader* h, uint64_t file_size, Geometry* g) noexcept {
     const uint64_t magic = detail::LoadAcquire(&h->magic);
     if (magic == 0) return CONFCAST_ERR_NO_SEGMENT;  // the publisher has not finished creating it
     if (magic != layout::kMagic) return CONFCAST_ERR_CORRUPT;
-    if (h->layout_version != layout::kLayoutVersion || h->layout_signature != layout::Signature()) {
+    if (detail::LoadRelaxed(&h->layout_version) != layout::kLayoutVersion ||
+        detail::LoadRelaxed(&h->layout_signature) != layout::Signature()) {
       return CONFCAST_ERR_INCOMPATIBLE;
     }
-    g->size = h->segment_size;
-    g->capacity = h->slot_capacity;
-    g->stride = h->slot_stride;
-    if (h->slot_count != layout::kSlotCount || h->slot_header_size != sizeof(layout::SlotHeader) ||
+    g->size = detail::LoadRelaxed(&h->segment_size);
+    g->capacity = detail::LoadRelaxed(&h->slot_capacity);
+    g->stride = detail::LoadRelaxed(&h->slot_stride);
+    if (detail::LoadRelaxed(&h->slot_count) != layout::kSlotCount ||
+        detail::LoadRelaxed(&h->slot_header_size) != sizeof(layout::SlotHeader) ||
         g->capacity < layout::kMinSlotCapacity || g->capacity > layout::kMaxSlotCapacity || g->capacity % 8 != 0 ||
         g->stride != layout::SlotStride(g->capacity) || g->size != layout::SegmentSize(g->capacity) ||
         g->size > file_size) {
@@ -641,10 +675,25 @@ class Subscriber {
     return CONFCAST_OK;
   }
 
-  static int MapVerified(int fd, Subscriber* out) {
+  static int MapVerified(int fd, Subscriber* out, std::string* why) {
     struct stat st;
     if (fstat(fd, &st) != 0) return CONFCAST_ERR_SYSTEM;
     if (!S_ISREG(st.st_mode)) return CONFCAST_ERR_CORRUPT;
+    // Before reading a byte: who could have written it (segment_trust.hpp).
+    bool owner_variable_valid = true;
+    const std::optional<uid_t> extra_owner = trust::TrustedOwnerFromEnv(&owner_variable_valid);
+    if (!owner_variable_valid) {
+      if (why) *why = std::string("$") + trust::kOwnerVariable + " must be a numeric uid";
+      return CONFCAST_ERR_INVALID;
+    }
+    try {
+      if (std::string refusal = trust::ReaderRefusal(st, geteuid(), extra_owner); !refusal.empty()) {
+        if (why) *why = "bad ownership or modes: " + refusal;
+        return CONFCAST_ERR_PERMISSION;
+      }
+    } catch (...) {
+      return CONFCAST_ERR_SYSTEM;
+    }
     if (st.st_size == 0) return CONFCAST_ERR_NO_SEGMENT;  // created, not yet sized: publisher starting
     if (static_cast<uint64_t>(st.st_size) < layout::kHeaderSize) return CONFCAST_ERR_CORRUPT;
     void* head = mmap(nullptr, layout::kHeaderSize, PROT_READ, MAP_SHARED, fd, 0);
