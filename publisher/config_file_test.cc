@@ -3,8 +3,11 @@
 // dangling symlink, unreadable, too large, growing) refused promptly.
 #include "config_file.hpp"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -70,6 +73,48 @@ TEST(ConfigFile, AFifoIsRefusedWithoutBlocking) {
   const ConfigError error = ErrorOf(pending.get());
   EXPECT_TRUE(IsError(error, Reason::kIo, 0, 0, "", "is a FIFO (named pipe), not a regular file"));
   EXPECT_EQ(error.file, path);
+}
+
+// Whether anything opened the file at path while fn ran (inotify's IN_OPEN
+// fires for every open of that inode, and never for O_PATH).
+template <class Fn>
+bool OpenedWhile(const std::string& path, Fn&& fn) {
+  const int in = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  if (in < 0 || inotify_add_watch(in, path.c_str(), IN_OPEN) < 0) {
+    ADD_FAILURE() << "inotify on " << path;
+    return true;
+  }
+  fn();
+  alignas(inotify_event) char buf[4096];
+  const bool opened = ::read(in, buf, sizeof buf) > 0;
+  ::close(in);
+  return opened;
+}
+
+// A FIFO or a device is refused by its type before it is ever opened:
+// opening one can do things of its own (block, rewind a tape, take a
+// terminal), whatever flags the open carries.
+TEST(ConfigFile, AFifoIsNeverOpened) {
+  ScratchDir dir;
+  const std::string path = (dir.path() / "config.yaml").string();
+  ASSERT_EQ(::mkfifo(path.c_str(), 0600), 0);
+  EXPECT_FALSE(OpenedWhile(path, [&] { EXPECT_EQ(ErrorOf(ReadConfigFile(path, 1 << 20)).reason, Reason::kIo); }));
+}
+
+TEST(ConfigFile, ADeviceIsNeverOpened) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root, to make a device node";
+  ScratchDir dir;
+  const std::string path = (dir.path() / "config.yaml").string();
+  ASSERT_EQ(::mknod(path.c_str(), S_IFCHR | 0600, makedev(1, 3)), 0);  // a /dev/null of our own
+  // Followed through a symlink too, as the kubelet's ..data links are.
+  const std::string link = (dir.path() / "link.yaml").string();
+  ASSERT_EQ(::symlink(path.c_str(), link.c_str()), 0);
+  for (const std::string& p : {path, link}) {
+    EXPECT_FALSE(OpenedWhile(path, [&] {
+      EXPECT_TRUE(IsError(ErrorOf(ReadConfigFile(p, 1 << 20)), Reason::kIo, 0, 0, "",
+                          "is a character device, not a regular file"));
+    })) << p;
+  }
 }
 
 TEST(ConfigFile, ADirectoryIsRefused) {

@@ -1232,6 +1232,25 @@ TEST(Subscriber, WaitSaysIncompatibleWhenTheNameMovesToAnotherSegment) {
 // Concurrency
 // ---------------------------------------------------------------------------
 
+// The heartbeat's age is measured on CLOCK_MONOTONIC: a wall clock stepped
+// an hour ahead since the last beat (NTP catching up, an admin's `date`)
+// must not make a live publisher look dead to readiness probes, nor one
+// stepped back make a dead one look alive.
+TEST(Subscriber, HeartbeatAgeIgnoresWallClockSteps) {
+  PublishedSegment seg;
+  seg.Publish(json{{"n", 1}});
+  Subscriber sub(seg.segment());
+  constexpr int64_t kHour = int64_t{3600} * 1000000000;
+  seg.writer().Heartbeat(publisher::RealtimeNs() - kHour);
+  EXPECT_GE(sub.HeartbeatAgeNs(), 0);
+  EXPECT_LT(sub.HeartbeatAgeNs(), int64_t{5} * 1000000000);
+  confcast_info info{};
+  ASSERT_EQ(sub.Info(&info), CONFCAST_OK);
+  EXPECT_LT(info.heartbeat_unix_ns, publisher::RealtimeNs() - kHour / 2) << "the wall-clock time is kept for display";
+  seg.writer().Heartbeat(publisher::RealtimeNs() + kHour);
+  EXPECT_LT(sub.HeartbeatAgeNs(), int64_t{5} * 1000000000);
+}
+
 TEST(Subscriber, ConcurrentReadersWhileAnotherThreadPublishes) {
   PublishedSegment seg;
   // Version v carries n == v, d == v + 0.5, b == (v even), s == "v<v>" x (v % 7 + 1).

@@ -33,10 +33,13 @@ def unique_segment(suite: str = "pytest") -> str:
 
 
 def remove_segment(segment: str) -> None:
-    try:
-        os.unlink(f"/dev/shm/{segment}")
-    except FileNotFoundError:
-        pass
+    """Removes a segment and the publisher lock it keeps beside it (NAME.confcast-lock)."""
+    base = segment if segment.startswith("/") else f"/dev/shm/{segment}"
+    for path in (base, base + ".confcast-lock"):
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
 
 
 @pytest.fixture

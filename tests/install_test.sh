@@ -29,7 +29,7 @@ cleanup() {
     kill -KILL "$PUBLISHER_PID" 2>/dev/null || true
     wait "$PUBLISHER_PID" 2>/dev/null || true
   fi
-  rm -f "/dev/shm/$SEGMENT"
+  rm -f "/dev/shm/$SEGMENT" "/dev/shm/$SEGMENT.confcast-lock"
   rm -rf "$WORK"
 }
 trap cleanup EXIT

@@ -404,6 +404,40 @@ TEST(TornRead, ReadersOnTheWritersOwnMappingSeeOnlyWholeVersions) {
   for (size_t i = 0; i < tallies.size(); ++i) ExpectClean(tallies[i], "reader thread " + std::to_string(i), 500);
 }
 
+// A segment is anyone's file until proven otherwise, and its header may be
+// rewritten while a reader verifies it. The reader's loads of the header's
+// identity words must be atomic, as layout.hpp requires of every shared
+// word: under TSan a plain load racing this rewriter is reported.
+TEST(TornRead, HeaderVerificationRacesARewriterOnlyThroughAtomics) {
+  ShmName segment;
+  Publisher pub(OpenWriter(segment.name(), 64 << 10));
+  pub.PublishOnce();
+  const uint64_t size = pub.writer().mapping_size();
+  std::unique_ptr<uint64_t[]> copy(new uint64_t[size / 8]);
+  std::memcpy(copy.get(), pub.writer().mapping(), size);
+  auto* header = reinterpret_cast<confcast::layout::SegmentHeader*>(copy.get());
+  std::atomic<bool> stop{false};
+  std::thread rewriter([&] {
+    while (!stop.load(std::memory_order_relaxed)) {  // the same values: verification keeps passing
+      __atomic_store_n(&header->layout_version, __atomic_load_n(&header->layout_version, __ATOMIC_RELAXED),
+                       __ATOMIC_RELAXED);
+      __atomic_store_n(&header->slot_capacity, __atomic_load_n(&header->slot_capacity, __ATOMIC_RELAXED),
+                       __ATOMIC_RELAXED);
+      __atomic_store_n(&header->slot_count, __atomic_load_n(&header->slot_count, __ATOMIC_RELAXED), __ATOMIC_RELAXED);
+    }
+  });
+  int failures = 0;
+  for (int i = 0; i < 2000; ++i) {
+    Subscriber sub = SubscriberTestAccess::Unopened();
+    if (SubscriberTestAccess::AttachUnowned(reinterpret_cast<const uint8_t*>(copy.get()), size, &sub) != CONFCAST_OK) {
+      ++failures;
+    }
+  }
+  stop = true;
+  rewriter.join();
+  EXPECT_EQ(failures, 0);
+}
+
 // The checker itself: a version that breaks the invariant is reported, so a
 // clean run above means something.
 TEST(TornRead, CheckerFlagsAMixedVersion) {
