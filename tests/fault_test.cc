@@ -65,14 +65,6 @@ std::string FaultConfig(int64_t n, bool pad = false) {
          std::to_string(n + 2) + "]\n" + (pad ? "pad: " + std::string(kPadBytes, PadLetter(n)) + "\n" : "");
 }
 
-std::vector<std::string> PublisherArgs(const std::string& config, const std::string& segment,
-                                       std::vector<std::string> extra = {}) {
-  std::vector<std::string> args = {CONFCAST_PUBLISHER_BIN, "--config", config, "--segment", segment,
-                                   "--metrics-address", "none", "--poll-seconds", "0"};
-  args.insert(args.end(), extra.begin(), extra.end());
-  return args;
-}
-
 // Shared between the test and its reader processes.
 struct ReaderReport {
   std::atomic<uint64_t> reads{0};         // consistent reads checked

@@ -266,6 +266,18 @@ inline bool WaitUntilWatching(pid_t pid, milliseconds timeout) {
   return PollUntil([pid] { return HasInotifyWatch(pid); }, timeout);
 }
 
+#ifdef CONFCAST_PUBLISHER_BIN
+// The command line of a publisher on `config` and `segment`, with no metrics
+// port and no poll (a test waits on events), plus `extra`.
+inline std::vector<std::string> PublisherArgs(const std::string& config, const std::string& segment,
+                                              std::vector<std::string> extra = {}) {
+  std::vector<std::string> args = {CONFCAST_PUBLISHER_BIN, "--config", config, "--segment", segment,
+                                   "--metrics-address", "none", "--poll-seconds", "0"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return args;
+}
+#endif
+
 // Opens a segment as soon as a publisher has created it.
 inline std::unique_ptr<Subscriber> OpenWhenReady(const std::string& segment, milliseconds timeout,
                                                  int* last_status = nullptr) {

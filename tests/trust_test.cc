@@ -38,14 +38,6 @@ std::optional<Unprivileged> UserIfRoot(const char* name) {
   return Unprivileged{pw->pw_uid, pw->pw_gid};
 }
 
-std::vector<std::string> PublisherArgs(const std::string& config, const std::string& segment,
-                                       std::vector<std::string> extra = {}) {
-  std::vector<std::string> args = {CONFCAST_PUBLISHER_BIN, "--config", config, "--segment", segment,
-                                   "--metrics-address", "none", "--poll-seconds", "0"};
-  args.insert(args.end(), extra.begin(), extra.end());
-  return args;
-}
-
 std::string Config(const std::string& model) { return "llm:\n  model: " + model + "\n"; }
 
 // Runs fn in a child process as `user`; returns its exit code (or -1).
