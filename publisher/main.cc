@@ -95,21 +95,21 @@ int RunCheck(const Flags& flags, const cp::Schema& schema) {
     std::cout << err->ToString() << "\n";
     return 1;
   }
-  auto parsed = cp::ParseAndValidate(std::get<cp::FileBytes>(read).bytes, flags.config, schema, flags.strict);
+  // The limits of a publish into a segment of this --capacity (rounded up to
+  // whole words, as the segment does), so --check refuses what a reload would.
+  const uint64_t capacity = (flags.capacity + 7) & ~uint64_t{7};
+  auto parsed =
+      cp::ParseAndValidate(std::get<cp::FileBytes>(read).bytes, flags.config, schema, flags.strict, capacity);
   if (auto* err = std::get_if<cp::ConfigError>(&parsed)) {
     std::cout << err->ToString() << "\n";
     return 1;
   }
-  // The same last steps as a publish: the layout, and whether it fits --capacity.
-  auto built = confcast::snapshot::BuildSnapshot(std::get<cp::ValidatedConfig>(parsed).config);
-  if (auto* msg = std::get_if<std::string>(&built)) {
-    std::cout << cp::ConfigError{cp::Reason::kValidate, flags.config, 0, 0, "", *msg}.ToString() << "\n";
-    return 1;
-  }
-  if (const uint64_t need = std::get<confcast::snapshot::BuiltSnapshot>(built).size_bytes(); need > flags.capacity) {
-    std::cout << cp::ConfigError{cp::Reason::kTooLarge, flags.config, 0, 0, "",
-                                 "the validated config needs " + std::to_string(need) +
-                                     " bytes of snapshot, more than --capacity " + std::to_string(flags.capacity)}
+  auto built = confcast::snapshot::BuildSnapshotWithin(std::get<cp::ValidatedConfig>(parsed).config, capacity);
+  if (auto* err = std::get_if<confcast::snapshot::BuildError>(&built)) {
+    std::string message = err->message;
+    if (err->too_large && !err->path.empty()) message += ", path " + err->path;
+    std::cout << cp::ConfigError{err->too_large ? cp::Reason::kTooLarge : cp::Reason::kValidate, flags.config, 0, 0,
+                                 err->too_large ? "" : err->path, message}
                      .ToString()
               << "\n";
     return 1;
