@@ -1,5 +1,5 @@
 // confcast-publisher: watches one YAML config file and publishes each good
-// version into a shared-memory segment (CONTRACT section 2).
+// version into a shared-memory segment.
 //
 // One thread runs everything that touches the segment: an epoll loop over a
 // signalfd (SIGHUP reload, SIGTERM/SIGINT stop), the inotify fd, a debounce

@@ -1,4 +1,4 @@
-// metrics.hpp - the publisher's Prometheus metrics (CONTRACT section 6),
+// metrics.hpp - the publisher's Prometheus metrics (their names are what dashboards and alerts use),
 // served by prometheus-cpp's pull exposer (civetweb underneath).
 //
 // The same events also move the counters in the segment (reloader.cc writes

@@ -3,7 +3,7 @@
 //
 // Everything that decides whether a version is published lives here; the
 // event loop (main.cc) only decides when to call Reload(). Counting follows
-// CONTRACT section 2: a rejected content is counted once, however often the
+// A rejected content is counted once, however often the
 // poll or an event brings it back; an unchanged hash publishes nothing.
 //
 // Threading: used from the publisher's loop thread only.

@@ -1,7 +1,7 @@
 // schema.hpp - what a valid config looks like, and the check of one config
 // file's bytes against it.
 //
-// A Schema comes from the built-in HolmesGPT schema (CONTRACT section 1) or a
+// A Schema comes from the built-in HolmesGPT schema or a
 // --schema FILE (format: docs/schema.md). Both go through the same loader:
 // the built-in one is embedded YAML text in that same format.
 // ParseAndValidate turns one file's bytes into the config to publish:

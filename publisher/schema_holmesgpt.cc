@@ -1,11 +1,11 @@
-// The built-in HolmesGPT API schema (CONTRACT section 1), written in the
+// The built-in HolmesGPT API schema, written in the
 // --schema file format (docs/schema.md) so it goes through the same loader.
 #include "schema.hpp"
 
 namespace confcast::publisher {
 
 std::string_view HolmesGptSchemaYaml() {
-  static constexpr std::string_view kText = R"yaml(# HolmesGPT API config (CONTRACT section 1).
+  static constexpr std::string_view kText = R"yaml(# HolmesGPT API config.
 description: HolmesGPT API
 fields:
   - path: llm

@@ -430,7 +430,7 @@ TEST_F(ProcessConfigAccess, MissingFieldUsesDefault) {
   ASSERT_NO_FATAL_FAILURE(StartAndOpen(Options(), &pub, &sub));
 
   // Read from the published snapshot itself (not the typed view's fallbacks):
-  // the publisher filled in the defaults of CONTRACT section 1.
+  // the publisher filled in the built-in schema's defaults.
   EXPECT_EQ(sub->GetString("llm.model"), "only-the-model");
   EXPECT_EQ(sub->GetString("llm.provider"), "openai");
   EXPECT_EQ(sub->GetInt("llm.max_retries"), 3);

@@ -1,6 +1,6 @@
 """The HolmesGPT API stand-in: a FastAPI app whose workers read config through confcast.
 
-Run (CONTRACT section 5), from the repository root:
+Run, from the repository root:
 
     CONFCAST_SEGMENT=holmesgpt-config PYTHONPATH=subscriber/python \\
       CONFCAST_LIBRARY=$PWD/build/subscriber/libconfcast.so \\

@@ -1,4 +1,4 @@
-"""/metrics as served: every series of CONTRACT section 6 from the first scrape, the
+"""/metrics as served: every documented series from the first scrape, the
 histogram's buckets, --metrics-prefix, --metrics-address none, and `promtool check
 metrics` (Debian's prometheus package) on the whole output."""
 

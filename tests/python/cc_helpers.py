@@ -222,7 +222,7 @@ class DemoServer:
         self.process: subprocess.Popen | None = None
 
     def start(self) -> "DemoServer":
-        # The command of CONTRACT section 5, plus a bind address (and -c when a test wants the hooks).
+        # The documented gunicorn command, plus a bind address (and -c when a test wants the hooks).
         command = ["/usr/bin/gunicorn", "--chdir", str(DEMO_DIR), "-w", str(self.workers),
                    "-k", "uvicorn.workers.UvicornWorker", "-b", f"127.0.0.1:{self.port}", "app:app"]
         if self.config_file is not None:
