@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import copy
+import json
 import logging
+import os
 import threading
 
 import pytest
 
 import confcast
-from cc_helpers import holmes_config, wait_until
+from cc_helpers import Publisher, holmes_config, remove_segment, wait_until
 
 
 @pytest.fixture
@@ -31,11 +34,8 @@ def test_getters_return_plain_typed_values(publisher):
         assert cm.get_llm_temperature() == 0.0 and type(cm.get_llm_temperature()) is float
         assert cm.get_log_level() == "INFO"
         toolsets = cm.get_toolsets()
-        assert type(toolsets) is dict and toolsets["kubernetes/core"]["enabled"] is True
-        toolsets["kubernetes/core"]["enabled"] = False
-        toolsets["new"] = {}
-        assert cm.get_toolsets() is not toolsets
-        assert cm.get_toolsets()["kubernetes/core"]["enabled"] is True and "new" not in cm.get_toolsets()
+        assert isinstance(toolsets, dict) and toolsets["kubernetes/core"]["enabled"] is True
+        assert json.loads(json.dumps(toolsets))["kubernetes/core"]["enabled"] is True
         assert cm.path == str(publisher.config_path)  # accepted, informational: the publisher owns the file
     finally:
         cm.stop()
@@ -127,3 +127,96 @@ def test_one_manager_from_many_threads(publisher, configmap):
             thread.join()
         cm.stop()
     assert errors == []
+
+
+def test_get_toolsets_is_one_read_only_dict_per_version(publisher, configmap):
+    cm = confcast.ConfigManager(segment=publisher.segment, apply_log_level=False)
+    with cm:
+        toolsets = cm.get_toolsets()
+        assert isinstance(toolsets, dict)
+        # Nothing is copied per call: every caller gets the version's own object ...
+        assert cm.get_toolsets() is toolsets
+        assert cm.snapshot()["toolsets"] is toolsets
+        # ... which is why nobody may change it.
+        with pytest.raises(TypeError):
+            toolsets["new"] = {}
+        with pytest.raises(TypeError):
+            del toolsets["kubernetes/core"]
+        with pytest.raises(TypeError):
+            toolsets["kubernetes/core"]["enabled"] = False
+        for change in (lambda: toolsets.pop("kubernetes/core"), lambda: toolsets.update(new={}),
+                       lambda: toolsets.setdefault("new", {}), toolsets.popitem, toolsets.clear):
+            with pytest.raises(TypeError):
+                change()
+        with pytest.raises(TypeError):
+            toolsets |= {"new": {}}
+        assert copy.deepcopy(toolsets) is toolsets
+        assert cm.get_toolsets() is toolsets and toolsets["kubernetes/core"]["enabled"] is True
+        assert "new" not in toolsets
+        # A private, changeable copy when one is wanted.
+        mine = cm.subscriber.get("toolsets")
+        mine["kubernetes/core"]["enabled"] = False
+        assert cm.get_toolsets()["kubernetes/core"]["enabled"] is True
+
+        version = cm.version
+        configmap.update(holmes_config("gpt-4o", prometheus_enabled=True))
+        assert cm.subscriber.wait(version, timeout=10) is not None
+        newer = cm.get_toolsets()
+        assert newer is not toolsets and newer["prometheus/metrics"]["enabled"] is True
+        assert cm.get_toolsets() is newer
+        assert toolsets["prometheus/metrics"]["enabled"] is False  # an old version's map never changes
+
+
+def every_getter(cm) -> tuple:
+    return (cm.get_llm_model(), cm.get_llm_provider(), cm.get_llm_endpoint(), cm.get_llm_max_retries(),
+            cm.get_llm_timeout(), cm.get_llm_temperature(), cm.get_toolsets()["prometheus/metrics"]["enabled"],
+            cm.get_log_level())
+
+
+@pytest.mark.parametrize("started", [True, False], ids=["started", "not-started"])
+def test_every_getter_sees_a_new_version_as_soon_as_it_is_published(publisher, configmap, started):
+    cm = confcast.ConfigManager(segment=publisher.segment, apply_log_level=False)
+    if started:
+        cm.start()
+    try:
+        before = every_getter(cm)
+        assert before == ("gpt-4o", "openai", None, 3, 60, 0.0, False, "INFO") and every_getter(cm) == before
+        version = cm.version
+        configmap.update(holmes_config("gpt-5", provider="azure", endpoint="https://llm.internal/v1", max_retries=5,
+                                       timeout_seconds=90, temperature="0.5", log_level="debug",
+                                       prometheus_enabled=True))
+        # No waiting for a callback or a cache to expire: once the version word moved, every
+        # getter answers from the new version on its very next call.
+        assert cm.subscriber.wait(version, timeout=10) is not None
+        after = every_getter(cm)
+        assert after == ("gpt-5", "azure", "https://llm.internal/v1", 5, 90, 0.5, True, "DEBUG")
+        assert [type(value) for value in after] == [str, str, str, int, int, float, bool, str]
+    finally:
+        cm.stop()
+
+
+def test_getters_follow_a_segment_created_anew_at_the_same_version(publisher_binary, configmap, segment, tmp_path):
+    """A segment deleted and created anew numbers its versions from 1 again: the getters' answers
+    belong to the file they were read from, not to a version number."""
+    first = Publisher(publisher_binary, configmap.path, segment, tmp_path / "first.log").start()
+    second = None
+    cm = confcast.ConfigManager(segment=segment, apply_log_level=False)
+    try:
+        first.wait_published()
+        cm.start()
+        assert (cm.version, cm.get_llm_model()) == (1, "gpt-4o")
+        first.stop()
+        remove_segment(segment)
+        configmap.update(holmes_config("gpt-6"))
+        second = Publisher(publisher_binary, configmap.path, segment, tmp_path / "second.log").start()
+        second.wait_published()
+        # start() keeps an on_change thread, which notices the name moved within about a second.
+        wait_until(lambda: cm.get_llm_model() == "gpt-6", 10, "the getters to follow the new segment")
+        assert cm.version == 1 and cm.snapshot()["llm"]["model"] == "gpt-6"
+        inode = os.stat(f"/dev/shm/{segment}").st_ino
+        assert os.fstat(cm.subscriber._seg.fd).st_ino == inode
+    finally:
+        cm.stop()
+        first.stop()
+        if second is not None:
+            second.stop()

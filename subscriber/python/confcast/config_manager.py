@@ -12,6 +12,12 @@ each getter reads the worker's cached snapshot of the published version
 ``$CONFIG_FILE`` decides which file is read; here it is kept as ``.path`` for
 code that logs it.
 
+Cost: the getters' answers are computed once per version (``_Values``), so
+a getter is one check of the segment's version word (and its retired flag)
+plus one attribute load - cheaper than the original's RLock alone. Nothing is
+copied: ``get_toolsets()`` returns the version's own read-only ``FrozenDict``,
+the same object for every caller until a new version is published.
+
 Each getter reads the current version on its own; two getters called one
 after the other may straddle a reload. Code that needs several values from
 one version reads them from one ``snapshot()`` (``confcast.asgi`` pins one
@@ -36,13 +42,14 @@ import threading
 from typing import Any
 
 from . import _fork
+from ._version_word import RETIRED_INDEX, VERSION_INDEX
 from .errors import Closed
-from .snapshot import Snapshot, thaw
+from .snapshot import EMPTY, Snapshot
 from .subscriber import Subscriber
 
 _USE_CONSTRUCTOR_TIMEOUT = object()
 
-# The defaults of the built-in schema (CONTRACT section 1). The publisher applies them before
+# The defaults of the built-in schema (docs/schema.md). The publisher applies them before
 # publishing, so these only matter for a segment written with another --schema.
 DEFAULT_LLM_MODEL = "gpt-4o"
 DEFAULT_LLM_PROVIDER = "openai"
@@ -51,6 +58,41 @@ DEFAULT_LLM_TIMEOUT_SECONDS = 60
 DEFAULT_LLM_TEMPERATURE = 0.0
 DEFAULT_LOG_LEVEL = "INFO"
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_NO_WORDS = (0,) * (RETIRED_INDEX + 1)  # version words no _Values' version matches
+
+
+class _Values:
+    """What each getter answers for one snapshot, computed once per version, and what a getter
+    checks to know they are still current: the version words of the segment the snapshot was
+    read from (the subscriber's own memoryview of its header) and the snapshot's version.
+
+    Keeping the words here rather than asking the subscriber saves a getter three attribute
+    loads; in exchange the subscriber tells its manager whenever its words change (another
+    segment installed, or closed), and the manager drops its values then.
+    """
+
+    __slots__ = ("words", "version", "snapshot", "llm_model", "llm_provider", "llm_endpoint", "llm_max_retries",
+                 "llm_timeout", "llm_temperature", "toolsets", "log_level")
+
+    def __init__(self, snap: Snapshot | None, words: Any) -> None:
+        self.words = words
+        self.version = -1 if snap is None else snap.version  # -1: no version word equals it
+        self.snapshot = snap
+        get = {}.get if snap is None else snap.get
+        self.llm_model = str(get("llm.model", DEFAULT_LLM_MODEL))
+        self.llm_provider = str(get("llm.provider", DEFAULT_LLM_PROVIDER))
+        endpoint = get("llm.endpoint")
+        self.llm_endpoint = None if endpoint is None else str(endpoint)
+        self.llm_max_retries = int(get("llm.max_retries", DEFAULT_LLM_MAX_RETRIES))
+        self.llm_timeout = int(get("llm.timeout_seconds", DEFAULT_LLM_TIMEOUT_SECONDS))
+        self.llm_temperature = float(get("llm.temperature", DEFAULT_LLM_TEMPERATURE))
+        toolsets = get("toolsets")
+        # The snapshot's own map: one read-only object per version, whichever thread computes this.
+        self.toolsets = EMPTY if toolsets is None else toolsets
+        self.log_level = str(get("log_level", DEFAULT_LOG_LEVEL)).upper()
+
+
+_NO_VALUES = _Values(None, _NO_WORDS)  # current for no version: the first getter computes real ones
 
 
 class ConfigManager:
@@ -73,6 +115,7 @@ class ConfigManager:
         self.wait_timeout = wait_timeout
         self.apply_log_level = apply_log_level
         self._subscriber: Subscriber | None = None
+        self._values = _NO_VALUES
         self._started = False
         self._applied_version = 0
         self._fresh_locks()
@@ -85,6 +128,19 @@ class ConfigManager:
     def _after_fork_in_child(self) -> None:
         # A thread that held one of these in the parent does not exist in the child.
         self._fresh_locks()
+        self._values = _NO_VALUES  # they check the parent's mapping, which the child's subscriber replaces
+
+    def _open(self, wait_timeout: float | None) -> Subscriber:
+        """A new subscriber, made this manager's. Caller holds _lock."""
+        subscriber = Subscriber(self.segment, wait_timeout=wait_timeout)
+        subscriber._add_segment_listener(self._forget_values)
+        self._subscriber = subscriber
+        return subscriber
+
+    def _forget_values(self) -> None:
+        # The subscriber reads other version words now (or none): values that check the old ones
+        # could go on passing that check, so the next getter computes them anew.
+        self._values = _NO_VALUES
 
     # -- lifecycle ---------------------------------------------------------------
     def start(self, wait_timeout: Any = _USE_CONSTRUCTOR_TIMEOUT) -> None:
@@ -99,8 +155,7 @@ class ConfigManager:
                 return
             subscriber = self._subscriber
             if subscriber is None or subscriber.closed:
-                subscriber = Subscriber(self.segment, wait_timeout=timeout)
-                self._subscriber = subscriber
+                subscriber = self._open(timeout)
             snap = subscriber.snapshot()
             subscriber.on_change(self._on_change)
             self._started = True
@@ -116,6 +171,7 @@ class ConfigManager:
         with self._lock:
             subscriber, self._subscriber = self._subscriber, None
             self._started = False
+            self._values = _NO_VALUES
         if subscriber is not None:
             subscriber.close()
 
@@ -139,7 +195,7 @@ class ConfigManager:
             return subscriber
         with self._lock:
             if self._subscriber is None or self._subscriber.closed:
-                self._subscriber = Subscriber(self.segment)
+                return self._open(None)
             return self._subscriber
 
     def snapshot(self) -> Snapshot:
@@ -160,32 +216,116 @@ class ConfigManager:
         """The whole config of the current version as a new plain dict."""
         return self.snapshot().to_dict()
 
+    # Each getter answers from the values computed for the current version, after the check
+    # Subscriber.snapshot() makes: the version word still holds their version, and the segment is
+    # not retired. It is written out in each getter on purpose: a shared helper would add a Python
+    # call, which costs as much as the check itself. The try costs nothing until something raises
+    # (CPython 3.11's zero-cost exceptions); ValueError means the mapping was released by close().
+
+    def _current_values(self) -> _Values:
+        """The slow way: the current snapshot (opening or refreshing as needed) and its values."""
+        subscriber = self.subscriber
+        words = subscriber._words
+        try:
+            snap = subscriber.snapshot()
+        except Closed:  # stop() ran on another thread meanwhile: open again, like snapshot() does
+            return _Values(self.snapshot(), _NO_WORDS)
+        values = _Values(snap, words)
+        # Keep them only if snap was read through these words and they are still the subscriber's:
+        # otherwise they could be checked against a segment snap did not come from.
+        if subscriber._words is words and subscriber._snapshot is snap:
+            self._values = values
+            # Another segment may have been installed (or stop() may have run) between that test
+            # and the store, its _forget_values() running before our store: test once more.
+            if subscriber._words is not words or self._subscriber is not subscriber:
+                self._values = _NO_VALUES
+        return values
+
     def get_llm_model(self) -> str:
-        return str(self.snapshot().get("llm.model", DEFAULT_LLM_MODEL))
+        values = self._values
+        words = values.words
+        try:
+            if values.version == words[VERSION_INDEX] and not words[RETIRED_INDEX]:
+                return values.llm_model
+        except ValueError:
+            pass
+        return self._current_values().llm_model
 
     def get_llm_provider(self) -> str:
-        return str(self.snapshot().get("llm.provider", DEFAULT_LLM_PROVIDER))
+        values = self._values
+        words = values.words
+        try:
+            if values.version == words[VERSION_INDEX] and not words[RETIRED_INDEX]:
+                return values.llm_provider
+        except ValueError:
+            pass
+        return self._current_values().llm_provider
 
     def get_llm_endpoint(self) -> str | None:
-        endpoint = self.snapshot().get("llm.endpoint")
-        return None if endpoint is None else str(endpoint)
+        values = self._values
+        words = values.words
+        try:
+            if values.version == words[VERSION_INDEX] and not words[RETIRED_INDEX]:
+                return values.llm_endpoint
+        except ValueError:
+            pass
+        return self._current_values().llm_endpoint
 
     def get_llm_max_retries(self) -> int:
-        return int(self.snapshot().get("llm.max_retries", DEFAULT_LLM_MAX_RETRIES))
+        values = self._values
+        words = values.words
+        try:
+            if values.version == words[VERSION_INDEX] and not words[RETIRED_INDEX]:
+                return values.llm_max_retries
+        except ValueError:
+            pass
+        return self._current_values().llm_max_retries
 
     def get_llm_timeout(self) -> int:
-        return int(self.snapshot().get("llm.timeout_seconds", DEFAULT_LLM_TIMEOUT_SECONDS))
+        values = self._values
+        words = values.words
+        try:
+            if values.version == words[VERSION_INDEX] and not words[RETIRED_INDEX]:
+                return values.llm_timeout
+        except ValueError:
+            pass
+        return self._current_values().llm_timeout
 
     def get_llm_temperature(self) -> float:
-        return float(self.snapshot().get("llm.temperature", DEFAULT_LLM_TEMPERATURE))
+        values = self._values
+        words = values.words
+        try:
+            if values.version == words[VERSION_INDEX] and not words[RETIRED_INDEX]:
+                return values.llm_temperature
+        except ValueError:
+            pass
+        return self._current_values().llm_temperature
 
     def get_toolsets(self) -> dict[str, Any]:
-        """A new dict each call: the caller may change it without affecting anyone."""
-        toolsets = self.snapshot().get("toolsets")
-        return thaw(toolsets) if toolsets is not None else {}
+        """The version's toolsets as a read-only ``FrozenDict`` (a dict; ``TypeError`` on any change).
+
+        The same object for every caller until a new version is published, so
+        nothing is copied per call. A caller that wants to change it takes
+        its own copy: ``cm.subscriber.get("toolsets")`` is a new plain dict.
+        """
+        values = self._values
+        words = values.words
+        try:
+            if values.version == words[VERSION_INDEX] and not words[RETIRED_INDEX]:
+                return values.toolsets
+        except ValueError:
+            pass
+        return self._current_values().toolsets
 
     def get_log_level(self) -> str:
-        return str(self.snapshot().get("log_level", DEFAULT_LOG_LEVEL)).upper()
+        values = self._values
+        words = values.words
+        try:
+            if values.version == words[VERSION_INDEX] and not words[RETIRED_INDEX]:
+                return values.log_level
+        except ValueError:
+            pass
+        return self._current_values().log_level
 
     # -- reacting to new versions --------------------------------------------------------
     def _on_change(self, snap: Snapshot) -> None:

@@ -2,11 +2,14 @@
 
 A ``Snapshot`` is built once per version (by ``Subscriber.snapshot()``) from
 the C library's JSON of that version and then shared by every request of the
-process, so it must never change: maps are ``types.MappingProxyType`` (read
-only, and C-fast to index), lists are tuples, and the Snapshot itself refuses
-assignment. Every node's dotted path (``llm.model``,
+process, so it must never change: maps are ``FrozenDict`` (a ``dict`` that
+refuses every change, so it is C-fast to index and passes ``isinstance(x,
+dict)`` and ``json.dumps``), lists are tuples, and the Snapshot itself
+refuses assignment. Every node's dotted path (``llm.model``,
 ``toolsets.kubernetes/core.enabled``, ``a.list.0``) is indexed once at build
-time, so ``snap.get(path)`` is one dict lookup.
+time, so ``snap.get(path)`` is one dict lookup; the paths of scalar values
+are indexed a second time on their own, so that ``Subscriber.get`` can tell
+a scalar (returned as is) from a subtree (copied) with that same one lookup.
 
 Threading: immutable after construction; share it freely between threads.
 """
@@ -14,25 +17,79 @@ Threading: immutable after construction; share it freely between threads.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from types import MappingProxyType
-from typing import Any, Iterator
+from typing import Any
 
 from .errors import KeyNotFound
 
 _MISSING = object()
 
 
-def _freeze(value: Any, path: str, index: dict[str, Any]) -> Any:
-    """The immutable form of a JSON value; records every node's dotted path in ``index``."""
+def _immutable(what: str, name: str):
+    def refuse(self, *args, **kwargs):
+        raise TypeError(f"{what} is immutable ({name} is not allowed)")
+    refuse.__name__ = name
+    return refuse
+
+
+class FrozenDict(dict):
+    """A ``dict`` that refuses every change (``TypeError``): the maps inside a ``Snapshot``.
+
+    A dict subclass rather than ``types.MappingProxyType`` so that indexing
+    runs dict's own C lookup with no proxy in between, and so that code
+    written for the dicts the HolmesGPT API used to hand out
+    (``isinstance(x, dict)``, ``json.dumps(x)``) keeps working. One object is
+    shared by every reader of a version, which is why it must not change.
+    ``copy()`` and ``dict(x)`` give a plain, mutable shallow copy.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> "FrozenDict":
+        self = dict.__new__(cls)
+        dict.__init__(self, *args, **kwargs)
+        return self
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass  # filled by __new__: dict's __init__, called again on a built one, would refill it in place
+
+    __setitem__ = _immutable("a confcast FrozenDict", "item assignment")
+    __delitem__ = _immutable("a confcast FrozenDict", "item deletion")
+    __ior__ = _immutable("a confcast FrozenDict", "|=")
+    clear = _immutable("a confcast FrozenDict", "clear()")
+    pop = _immutable("a confcast FrozenDict", "pop()")
+    popitem = _immutable("a confcast FrozenDict", "popitem()")
+    setdefault = _immutable("a confcast FrozenDict", "setdefault()")
+    update = _immutable("a confcast FrozenDict", "update()")
+
+    def __copy__(self) -> "FrozenDict":
+        return self
+
+    def __deepcopy__(self, memo: dict) -> "FrozenDict":
+        return self
+
+    def __reduce__(self):
+        # Pickle's default for a dict subclass refills it item by item, which __setitem__ refuses.
+        return (FrozenDict, (dict(self),))
+
+
+EMPTY = FrozenDict()
+
+
+def _freeze(value: Any, path: str, index: dict[str, Any], scalars: dict[str, Any]) -> Any:
+    """The immutable form of a JSON value; records every node's dotted path in ``index``, and
+    those of scalars (not maps, not lists) in ``scalars`` too."""
     if isinstance(value, dict):
-        frozen = MappingProxyType({
-            key: _freeze(child, f"{path}.{key}" if path else key, index) for key, child in value.items()
+        frozen = FrozenDict({
+            key: _freeze(child, f"{path}.{key}" if path else key, index, scalars)
+            for key, child in value.items()
         })
     elif isinstance(value, list):
-        frozen = tuple(_freeze(child, f"{path}.{i}" if path else str(i), index)
+        frozen = tuple(_freeze(child, f"{path}.{i}" if path else str(i), index, scalars)
                        for i, child in enumerate(value))
     else:
         frozen = value
+        if path:
+            scalars[path] = frozen
     if path:
         index[path] = frozen
     return frozen
@@ -41,20 +98,13 @@ def _freeze(value: Any, path: str, index: dict[str, Any]) -> Any:
 def thaw(value: Any) -> Any:
     """A plain, mutable, JSON-serialisable copy (dicts and lists) of a frozen value."""
     kind = type(value)  # exact types first: an ABC isinstance() per scalar would cost more than the copy
-    if kind is MappingProxyType or kind is dict:
+    if kind is FrozenDict or kind is dict:
         return {key: thaw(child) for key, child in value.items()}
     if kind is tuple or kind is list:
         return [thaw(child) for child in value]
     if isinstance(value, Mapping):
         return {key: thaw(child) for key, child in value.items()}
     return value
-
-
-def _immutable(name: str):
-    def refuse(self, *args, **kwargs):
-        raise TypeError(f"a confcast Snapshot is immutable ({name} is not allowed)")
-    refuse.__name__ = name
-    return refuse
 
 
 class Snapshot(dict):
@@ -69,19 +119,21 @@ class Snapshot(dict):
     then runs dict's C lookup (tens of ns) instead of a Python
     ``__getitem__`` call, which matters when a request reads a handful of
     fields. Every mutating method is overridden to raise TypeError; the
-    nested maps are MappingProxyType and lists are tuples.
+    nested maps are ``FrozenDict`` and lists are tuples.
     """
 
     # ``get`` is a slot holding the path index's own bound ``dict.get``: a
     # slot is a data descriptor, so it wins over dict.get, and
     # ``snap.get("llm.model", default)`` runs at C speed with no Python frame.
-    __slots__ = ("_paths", "version", "sha256", "get")
+    __slots__ = ("_paths", "_scalars", "version", "sha256", "get")
 
     def __init__(self, config: Mapping[str, Any], version: int, sha256: str) -> None:
         paths: dict[str, Any] = {}
-        root = _freeze(dict(config), "", paths)
+        scalars: dict[str, Any] = {}
+        root = _freeze(dict(config), "", paths, scalars)
         dict.update(self, root)
         object.__setattr__(self, "_paths", paths)
+        object.__setattr__(self, "_scalars", scalars)
         object.__setattr__(self, "version", int(version))
         object.__setattr__(self, "sha256", sha256)
         # get(path, default=None): the value at a dotted path (``llm.model``, ``a.list.0``).
@@ -106,14 +158,14 @@ class Snapshot(dict):
     def __delattr__(self, name: str) -> None:
         raise TypeError(f"a confcast Snapshot is immutable (cannot delete {name!r})")
 
-    __setitem__ = _immutable("item assignment")
-    __delitem__ = _immutable("item deletion")
-    __ior__ = _immutable("|=")
-    clear = _immutable("clear()")
-    pop = _immutable("pop()")
-    popitem = _immutable("popitem()")
-    setdefault = _immutable("setdefault()")
-    update = _immutable("update()")
+    __setitem__ = _immutable("a confcast Snapshot", "item assignment")
+    __delitem__ = _immutable("a confcast Snapshot", "item deletion")
+    __ior__ = _immutable("a confcast Snapshot", "|=")
+    clear = _immutable("a confcast Snapshot", "clear()")
+    pop = _immutable("a confcast Snapshot", "pop()")
+    popitem = _immutable("a confcast Snapshot", "popitem()")
+    setdefault = _immutable("a confcast Snapshot", "setdefault()")
+    update = _immutable("a confcast Snapshot", "update()")
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Snapshot):

@@ -60,7 +60,6 @@ import sys
 import threading
 import time
 import weakref
-from types import MappingProxyType
 from typing import Any, Callable
 
 from . import _fork, _native
@@ -79,6 +78,10 @@ _INITIAL_JSON_BYTES = 64 * 1024
 _INITIAL_STRING_BYTES = 256
 _MISSING = object()
 _RETRYABLE_WHILE_WAITING = (SegmentNotFound, Empty, Corrupt)  # a publisher may be creating it right now
+
+# Stands in for "no snapshot yet": its version matches no version word, so the lock-free paths need
+# no None test before comparing.
+_NO_SNAPSHOT = Snapshot({}, -1, "")
 
 ChangeCallback = Callable[[Snapshot], Any]
 
@@ -128,9 +131,10 @@ class Subscriber:
         self._replaced: list[OpenSegment] = []
         self._generation = 0                  # +1 per segment file installed: tells the watcher of a switch
         self._name_checked_at = 0.0
-        self._snapshot: Snapshot | None = None
+        self._snapshot: Snapshot = _NO_SNAPSHOT
         self._closing = False
         self._callbacks: list[ChangeCallback] = []
+        self._segment_listeners: list[weakref.WeakMethod] = []
         self._watcher: threading.Thread | None = None
         self._watch_seen = 0                  # the last version the watcher reported
         self._json_buffer = ctypes.create_string_buffer(_INITIAL_JSON_BYTES)
@@ -201,9 +205,27 @@ class Subscriber:
                 self._replaced.append(self._seg)
             self._seg = seg
             self._handle = seg.handle
+            # A snapshot belongs to the file it was read from: a segment created anew may number
+            # its versions from 1 again, so an old snapshot with a matching number is not current.
+            self._snapshot = _NO_SNAPSHOT
             self._words = seg.version_words.words
             self._generation += 1
             self._name_checked_at = time.monotonic()
+        self._notify_segment_listeners()
+
+    def _add_segment_listener(self, method) -> None:
+        """Calls ``method()`` (a bound method, held weakly) whenever the version words this
+        subscriber reads change: another segment installed, or closed. For caches that keep the
+        words themselves to check a version without going through the subscriber (ConfigManager).
+        The call is made after the change, on the thread that made it; it must not block."""
+        with self._guard:
+            self._segment_listeners.append(weakref.WeakMethod(method))
+
+    def _notify_segment_listeners(self) -> None:
+        for ref in list(self._segment_listeners):
+            method = ref()
+            if method is not None:
+                method()
 
     def _reopen(self) -> None:
         """Opens the segment when this process has none open (a reopen after fork() failed)."""
@@ -248,10 +270,13 @@ class Subscriber:
 
     def snapshot(self) -> Snapshot:
         """The current version as an immutable ``Snapshot``; the same object until a new publish."""
+        # The hot path of every request: two loads from the mapped header and a compare. Kept flat
+        # (no helper call, no property) because a Python call costs as much as the check itself;
+        # the try costs nothing until something raises (zero-cost exceptions, CPython 3.11).
         snap = self._snapshot
+        words = self._words
         try:
-            words = self._words
-            if snap is not None and snap.version == words[VERSION_INDEX] and not words[RETIRED_INDEX]:
+            if snap.version == words[VERSION_INDEX] and not words[RETIRED_INDEX]:
                 return snap
             return self._refresh()
         except ValueError:
@@ -266,7 +291,7 @@ class Subscriber:
                 self._follow_replacement()
                 words = self._words
             snap = self._snapshot
-            if snap is not None and snap.version == words[VERSION_INDEX]:
+            if snap.version == words[VERSION_INDEX]:
                 return snap  # another thread refreshed while we waited for the lock
             text, version, sha256 = self._read_consistent()
             snap = Snapshot(json.loads(text), version, sha256)
@@ -321,12 +346,23 @@ class Subscriber:
         ``dict``/``list`` the caller may change. For several reads that must
         agree on one version, read them from one ``snapshot()``.
         """
-        value = self.snapshot().get(path, _MISSING)
-        if value is _MISSING:
-            return default
-        if isinstance(value, (MappingProxyType, tuple)):
-            return thaw(value)
-        return value
+        # snapshot()'s check, inlined: a second Python call would double the cost of a scalar read,
+        # which is then one lookup in the version's index of scalar paths.
+        snap = self._snapshot
+        words = self._words
+        try:
+            if snap.version != words[VERSION_INDEX] or words[RETIRED_INDEX]:
+                snap = self._refresh()
+        except ValueError:
+            if self._closing:  # the mapping was released by close() under our feet
+                raise Closed(f"the confcast subscriber of {self.segment!r} is closed") from None
+            raise
+        try:
+            return snap._scalars[path]  # a subscript, not .get(): a method call costs ~20 ns more
+        except KeyError:
+            pass
+        value = snap._paths.get(path, _MISSING)  # a subtree, or nothing: rarer, and slower anyway
+        return default if value is _MISSING else thaw(value)  # a subtree: the caller's own copy
 
     def get_int(self, path: str, default: Any = _MISSING) -> int:
         """An int read straight from the segment (``confcast_get_int``): ``TypeMismatch`` for another type."""
@@ -543,6 +579,7 @@ class Subscriber:
             watcher = self._watcher
             in_flight = self._calls_in_flight
         self._words = _CLOSED_WORDS
+        self._notify_segment_listeners()
         if watcher is not None and watcher is not threading.current_thread():
             watcher.join(max(0.0, deadline - time.monotonic()))  # a callback may be running user code
         segments = [s for s in (seg, *replaced) if s is not None]
@@ -599,5 +636,6 @@ class Subscriber:
             pass
 
     def __repr__(self) -> str:
-        state = "closed" if self._closing else f"version={self._snapshot.version if self._snapshot else '?'}"
+        snap = self._snapshot
+        state = "closed" if self._closing else f"version={snap.version if snap is not _NO_SNAPSHOT else '?'}"
         return f"<confcast.Subscriber segment={self.segment!r} {state}>"
