@@ -1,6 +1,6 @@
 """confcast._native - finds libconfcast.so and declares the C ABI for ctypes.
 
-The C ABI is CONTRACT section 3 (``confcast/confcast.h``). Every function gets
+The C ABI is declared in ``confcast/confcast.h`` (subscriber/include). Every function gets
 its argtypes/restype here, so a wrong argument is a Python error instead of a
 silent stack corruption. The library is looked up, in order:
 

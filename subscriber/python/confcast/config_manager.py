@@ -13,8 +13,9 @@ each getter reads the worker's cached snapshot of the published version
 code that logs it.
 
 Cost: the getters' answers are computed once per version (``_Values``), so
-a getter is one check of the segment's version word (and its retired flag)
-plus one attribute load - cheaper than the original's RLock alone. Nothing is
+a getter is one check of the segment's version word (with its retired flag,
+in one comparison) plus one attribute load - cheaper than the original's
+RLock alone. Nothing is
 copied: ``get_toolsets()`` returns the version's own read-only ``FrozenDict``,
 the same object for every caller until a new version is published.
 
@@ -42,7 +43,7 @@ import threading
 from typing import Any
 
 from . import _fork
-from ._version_word import RETIRED_INDEX, VERSION_INDEX
+from ._version_word import expected_pair
 from .errors import Closed
 from .snapshot import EMPTY, Snapshot
 from .subscriber import Subscriber
@@ -58,26 +59,24 @@ DEFAULT_LLM_TIMEOUT_SECONDS = 60
 DEFAULT_LLM_TEMPERATURE = 0.0
 DEFAULT_LOG_LEVEL = "INFO"
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-_NO_WORDS = (0,) * (RETIRED_INDEX + 1)  # version words no _Values' version matches
-
-
 class _Values:
     """What each getter answers for one snapshot, computed once per version, and what a getter
-    checks to know they are still current: the version words of the segment the snapshot was
-    read from (the subscriber's own memoryview of its header) and the snapshot's version.
+    compares to know they are still current: the subscriber's live view of the segment's
+    [version, retired] words (``pair``) and what that view equals while the snapshot's version is
+    published (``expected``; see ``confcast._version_word``).
 
-    Keeping the words here rather than asking the subscriber saves a getter three attribute
-    loads; in exchange the subscriber tells its manager whenever its words change (another
-    segment installed, or closed), and the manager drops its values then.
+    Keeping the view here rather than asking the subscriber saves a getter three attribute loads;
+    in exchange the subscriber tells its manager whenever its view changes (another segment
+    installed, or closed), and the manager drops its values then.
     """
 
-    __slots__ = ("words", "version", "snapshot", "llm_model", "llm_provider", "llm_endpoint", "llm_max_retries",
+    __slots__ = ("pair", "expected", "snapshot", "llm_model", "llm_provider", "llm_endpoint", "llm_max_retries",
                  "llm_timeout", "llm_temperature", "toolsets", "log_level")
 
-    def __init__(self, snap: Snapshot | None, words: Any) -> None:
-        self.words = words
-        self.version = -1 if snap is None else snap.version  # -1: no version word equals it
+    def __init__(self, snap: Snapshot | None, pair: memoryview | None) -> None:
+        self.pair = pair  # None equals no view: the next call checks through Subscriber.snapshot()
         self.snapshot = snap
+        self.expected = expected_pair(-1) if snap is None else snap._expected_pair
         get = {}.get if snap is None else snap.get
         self.llm_model = str(get("llm.model", DEFAULT_LLM_MODEL))
         self.llm_provider = str(get("llm.provider", DEFAULT_LLM_PROVIDER))
@@ -92,7 +91,7 @@ class _Values:
         self.log_level = str(get("log_level", DEFAULT_LOG_LEVEL)).upper()
 
 
-_NO_VALUES = _Values(None, _NO_WORDS)  # current for no version: the first getter computes real ones
+_NO_VALUES = _Values(None, None)  # current for no version: the first getter computes real ones
 
 
 class ConfigManager:
@@ -217,88 +216,71 @@ class ConfigManager:
         return self.snapshot().to_dict()
 
     # Each getter answers from the values computed for the current version, after the check
-    # Subscriber.snapshot() makes: the version word still holds their version, and the segment is
-    # not retired. It is written out in each getter on purpose: a shared helper would add a Python
-    # call, which costs as much as the check itself. The try costs nothing until something raises
-    # (CPython 3.11's zero-cost exceptions); ValueError means the mapping was released by close().
+    # Subscriber.snapshot() makes: the segment's [version, retired] words still equal what they
+    # were for that version. It is written out in each getter on purpose: a shared helper would
+    # add a Python call, which costs as much as the check itself. A view released by close()
+    # compares unequal rather than raising, so no try is needed.
 
     def _current_values(self) -> _Values:
         """The slow way: the current snapshot (opening or refreshing as needed) and its values."""
         subscriber = self.subscriber
-        words = subscriber._words
+        pair = subscriber._pair
         try:
             snap = subscriber.snapshot()
         except Closed:  # stop() ran on another thread meanwhile: open again, like snapshot() does
-            return _Values(self.snapshot(), _NO_WORDS)
-        values = _Values(snap, words)
-        # Keep them only if snap was read through these words and they are still the subscriber's:
-        # otherwise they could be checked against a segment snap did not come from.
-        if subscriber._words is words and subscriber._snapshot is snap:
+            return _Values(self.snapshot(), None)
+        # Only the mapped header's view may be kept: the fallback's calls into the C library must
+        # not outlive the handle, and the stand-ins of a closed subscriber raise. Without it
+        # (values.pair None) every getter comes here, and snapshot() makes the check.
+        kept = pair if type(pair) is memoryview else None
+        values = self._values
+        if values.snapshot is snap and values.pair is kept:
+            return values
+        values = _Values(snap, kept)
+        # Keep them only if snap was checked against this view and it is still the subscriber's:
+        # otherwise they could be compared with a segment snap did not come from.
+        if subscriber._pair is pair and subscriber._snapshot is snap:
             self._values = values
             # Another segment may have been installed (or stop() may have run) between that test
             # and the store, its _forget_values() running before our store: test once more.
-            if subscriber._words is not words or self._subscriber is not subscriber:
+            if subscriber._pair is not pair or self._subscriber is not subscriber:
                 self._values = _NO_VALUES
         return values
 
     def get_llm_model(self) -> str:
         values = self._values
-        words = values.words
-        try:
-            if values.version == words[VERSION_INDEX] and not words[RETIRED_INDEX]:
-                return values.llm_model
-        except ValueError:
-            pass
+        if values.pair == values.expected:
+            return values.llm_model
         return self._current_values().llm_model
 
     def get_llm_provider(self) -> str:
         values = self._values
-        words = values.words
-        try:
-            if values.version == words[VERSION_INDEX] and not words[RETIRED_INDEX]:
-                return values.llm_provider
-        except ValueError:
-            pass
+        if values.pair == values.expected:
+            return values.llm_provider
         return self._current_values().llm_provider
 
     def get_llm_endpoint(self) -> str | None:
         values = self._values
-        words = values.words
-        try:
-            if values.version == words[VERSION_INDEX] and not words[RETIRED_INDEX]:
-                return values.llm_endpoint
-        except ValueError:
-            pass
+        if values.pair == values.expected:
+            return values.llm_endpoint
         return self._current_values().llm_endpoint
 
     def get_llm_max_retries(self) -> int:
         values = self._values
-        words = values.words
-        try:
-            if values.version == words[VERSION_INDEX] and not words[RETIRED_INDEX]:
-                return values.llm_max_retries
-        except ValueError:
-            pass
+        if values.pair == values.expected:
+            return values.llm_max_retries
         return self._current_values().llm_max_retries
 
     def get_llm_timeout(self) -> int:
         values = self._values
-        words = values.words
-        try:
-            if values.version == words[VERSION_INDEX] and not words[RETIRED_INDEX]:
-                return values.llm_timeout
-        except ValueError:
-            pass
+        if values.pair == values.expected:
+            return values.llm_timeout
         return self._current_values().llm_timeout
 
     def get_llm_temperature(self) -> float:
         values = self._values
-        words = values.words
-        try:
-            if values.version == words[VERSION_INDEX] and not words[RETIRED_INDEX]:
-                return values.llm_temperature
-        except ValueError:
-            pass
+        if values.pair == values.expected:
+            return values.llm_temperature
         return self._current_values().llm_temperature
 
     def get_toolsets(self) -> dict[str, Any]:
@@ -309,22 +291,14 @@ class ConfigManager:
         its own copy: ``cm.subscriber.get("toolsets")`` is a new plain dict.
         """
         values = self._values
-        words = values.words
-        try:
-            if values.version == words[VERSION_INDEX] and not words[RETIRED_INDEX]:
-                return values.toolsets
-        except ValueError:
-            pass
+        if values.pair == values.expected:
+            return values.toolsets
         return self._current_values().toolsets
 
     def get_log_level(self) -> str:
         values = self._values
-        words = values.words
-        try:
-            if values.version == words[VERSION_INDEX] and not words[RETIRED_INDEX]:
-                return values.log_level
-        except ValueError:
-            pass
+        if values.pair == values.expected:
+            return values.log_level
         return self._current_values().log_level
 
     # -- reacting to new versions --------------------------------------------------------

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ._version_word import expected_pair
 from .errors import KeyNotFound
 
 _MISSING = object()
@@ -125,7 +126,7 @@ class Snapshot(dict):
     # ``get`` is a slot holding the path index's own bound ``dict.get``: a
     # slot is a data descriptor, so it wins over dict.get, and
     # ``snap.get("llm.model", default)`` runs at C speed with no Python frame.
-    __slots__ = ("_paths", "_scalars", "version", "sha256", "get")
+    __slots__ = ("_paths", "_scalars", "_expected_pair", "version", "sha256", "get")
 
     def __init__(self, config: Mapping[str, Any], version: int, sha256: str) -> None:
         paths: dict[str, Any] = {}
@@ -135,6 +136,8 @@ class Snapshot(dict):
         object.__setattr__(self, "_paths", paths)
         object.__setattr__(self, "_scalars", scalars)
         object.__setattr__(self, "version", int(version))
+        # What the segment's [version, retired] words equal while this is the current version.
+        object.__setattr__(self, "_expected_pair", expected_pair(self.version))
         object.__setattr__(self, "sha256", sha256)
         # get(path, default=None): the value at a dotted path (``llm.model``, ``a.list.0``).
         object.__setattr__(self, "get", paths.get)

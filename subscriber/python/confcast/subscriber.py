@@ -87,10 +87,17 @@ ChangeCallback = Callable[[Snapshot], Any]
 
 
 class _ClosedWords:
-    """Stands in for the version words after close(), so the lock-free paths fail cleanly."""
+    """Stands in for the version words (and their pair) after close(), so the lock-free paths
+    fail cleanly."""
 
     def __getitem__(self, index: int) -> int:
         raise Closed("the confcast subscriber is closed")
+
+    def __eq__(self, expected: object) -> bool:
+        raise Closed("the confcast subscriber is closed")
+
+    __ne__ = __eq__
+    __hash__ = None  # type: ignore[assignment]
 
 
 _CLOSED_WORDS = _ClosedWords()
@@ -103,12 +110,23 @@ class _ReopenWords:
     def __init__(self, subscriber: "Subscriber") -> None:
         self._subscriber = weakref.ref(subscriber)  # no cycle: __del__ must still run
 
-    def __getitem__(self, index: int) -> int:
+    def _reopened(self) -> "Subscriber":
         subscriber = self._subscriber()
         if subscriber is None:
             raise Closed("the confcast subscriber is closed")
         subscriber._reopen()
-        return subscriber._words[index]
+        return subscriber
+
+    def __getitem__(self, index: int) -> int:
+        return self._reopened()._words[index]
+
+    def __eq__(self, expected: object) -> bool:
+        return self._reopened()._pair == expected
+
+    def __ne__(self, expected: object) -> bool:
+        return self._reopened()._pair != expected
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 class Subscriber:
@@ -128,6 +146,7 @@ class Subscriber:
         self._seg: OpenSegment | None = None
         self._handle: ctypes.c_void_p | None = None
         self._words: Any = _CLOSED_WORDS
+        self._pair: Any = _CLOSED_WORDS       # [version, retired] of the header: see _version_word
         self._replaced: list[OpenSegment] = []
         self._generation = 0                  # +1 per segment file installed: tells the watcher of a switch
         self._name_checked_at = 0.0
@@ -209,6 +228,7 @@ class Subscriber:
             # its versions from 1 again, so an old snapshot with a matching number is not current.
             self._snapshot = _NO_SNAPSHOT
             self._words = seg.version_words.words
+            self._pair = seg.version_words.pair
             self._generation += 1
             self._name_checked_at = time.monotonic()
         self._notify_segment_listeners()
@@ -270,13 +290,16 @@ class Subscriber:
 
     def snapshot(self) -> Snapshot:
         """The current version as an immutable ``Snapshot``; the same object until a new publish."""
-        # The hot path of every request: two loads from the mapped header and a compare. Kept flat
-        # (no helper call, no property) because a Python call costs as much as the check itself;
-        # the try costs nothing until something raises (zero-cost exceptions, CPython 3.11).
+        # The hot path of every request: one comparison of the mapped header's [version, retired]
+        # words with what they were when this snapshot was current. Kept flat (no helper call, no
+        # property) because a Python call costs as much as the check itself; the try costs nothing
+        # until something raises (zero-cost exceptions, CPython 3.11). The pair is loaded before the
+        # snapshot: if another segment is installed in between, the stale pair cannot match the
+        # "no snapshot" that _install leaves.
+        pair = self._pair
         snap = self._snapshot
-        words = self._words
         try:
-            if snap.version == words[VERSION_INDEX] and not words[RETIRED_INDEX]:
+            if pair == snap._expected_pair:
                 return snap
             return self._refresh()
         except ValueError:
@@ -348,10 +371,10 @@ class Subscriber:
         """
         # snapshot()'s check, inlined: a second Python call would double the cost of a scalar read,
         # which is then one lookup in the version's index of scalar paths.
+        pair = self._pair
         snap = self._snapshot
-        words = self._words
         try:
-            if snap.version != words[VERSION_INDEX] or words[RETIRED_INDEX]:
+            if pair != snap._expected_pair:
                 snap = self._refresh()
         except ValueError:
             if self._closing:  # the mapping was released by close() under our feet
@@ -578,7 +601,7 @@ class Subscriber:
             self._handle = None
             watcher = self._watcher
             in_flight = self._calls_in_flight
-        self._words = _CLOSED_WORDS
+        self._words = self._pair = _CLOSED_WORDS
         self._notify_segment_listeners()
         if watcher is not None and watcher is not threading.current_thread():
             watcher.join(max(0.0, deadline - time.monotonic()))  # a callback may be running user code
@@ -603,10 +626,10 @@ class Subscriber:
             except Exception:
                 pass
         if self._closing:
-            self._words = _CLOSED_WORDS
+            self._words = self._pair = _CLOSED_WORDS
             self._drained.set()
             return
-        self._words = _ReopenWords(self)
+        self._words = self._pair = _ReopenWords(self)
         try:
             self._reopen()
         except Exception as exc:
