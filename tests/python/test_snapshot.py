@@ -4,6 +4,7 @@ Built directly here (no segment needed) and through a real subscriber."""
 from __future__ import annotations
 
 import copy
+import json
 import pickle
 from collections.abc import Mapping
 
@@ -102,3 +103,31 @@ def test_snapshot_from_the_segment_is_frozen_all_the_way_down(subscriber):
     assert snap["toolsets"]["kubernetes/core"]["config"]["namespaces"] == ("default", "monitoring", "kube-system")
     # the defaults of the built-in schema are applied by the publisher
     assert snap.get("llm.timeout_seconds") == 60
+
+
+def test_maps_are_read_only_dicts(snap):
+    """A snapshot's maps are dicts that refuse every change: code written for the plain dicts the
+    HolmesGPT API handed out (isinstance, json.dumps) works, and nobody can change what every
+    reader of the version shares."""
+    llm = snap["llm"]
+    assert isinstance(llm, dict) and isinstance(snap["toolsets"]["kubernetes/core"], dict)
+    assert json.loads(json.dumps(snap)) == CONFIG  # lists come back as lists from JSON
+    assert snap.get("llm") is llm and snap.get("toolsets.kubernetes/core") is snap["toolsets"]["kubernetes/core"]
+    refused = [lambda: llm.__setitem__("model", "x"), lambda: llm.__delitem__("model"), llm.clear, llm.popitem,
+               lambda: llm.pop("model"), lambda: llm.setdefault("new", 1), lambda: llm.update(model="x")]
+    for change in refused:
+        with pytest.raises(TypeError):
+            change()
+    with pytest.raises(TypeError):
+        llm |= {"model": "x"}
+    llm.__init__({"model": "x"})  # what dict.__init__ would refill in place
+    assert llm == CONFIG["llm"]
+    plain = llm.copy()
+    assert type(plain) is dict and plain == CONFIG["llm"]
+    plain["model"] = "mine"
+    assert llm["model"] == "gpt-4o"
+    assert copy.copy(llm) is llm and copy.deepcopy(llm) is llm
+    clone = pickle.loads(pickle.dumps(llm))
+    assert type(clone) is type(llm) and clone == llm
+    with pytest.raises(TypeError):
+        clone["model"] = "x"

@@ -244,6 +244,8 @@ def test_close_is_idempotent_and_final(publisher):
     with pytest.raises(confcast.Closed):
         sub.get_int("llm.max_retries")
     with pytest.raises(confcast.Closed):
+        sub.get("llm.model")
+    with pytest.raises(confcast.Closed):
         _ = sub.version
 
 
@@ -293,3 +295,53 @@ def test_snapshot_from_many_threads_during_publishes(subscriber, configmap):
             thread.join()
     assert failures == []
     assert subscriber.snapshot()["llm"]["model"] == "burst-4"
+
+
+def test_get_sees_a_new_version_as_soon_as_it_is_published(subscriber, configmap):
+    assert subscriber.get("llm.model") == "gpt-4o"
+    assert subscriber.get("toolsets.prometheus/metrics.enabled") is False
+    assert subscriber.get("llm.no_such_key", "default") == "default"
+    # No cache to expire: once the version word moved, the next get() reads the new version.
+    publish(configmap, subscriber, holmes_config("gpt-5", max_retries=7, prometheus_enabled=True))
+    assert subscriber.get("llm.model") == "gpt-5"
+    assert subscriber.get("llm.max_retries") == 7
+    assert subscriber.get("toolsets.prometheus/metrics.enabled") is True
+    assert subscriber.get("llm.no_such_key", "default") == "default"
+    assert subscriber.get("toolsets.prometheus/metrics")["enabled"] is True
+
+
+
+def test_a_retired_segment_is_left_by_the_lock_free_reads_alone(publisher_binary, configmap, segment, tmp_path):
+    """A publisher restarted with another --capacity replaces the segment and marks the old one
+    retired; the old one keeps its last version number forever. With no callback thread to follow
+    the replacement, snapshot(), get() and the ConfigManager getters must notice the retired word
+    themselves: "same version" is not "current"."""
+    first = Publisher(publisher_binary, configmap.path, segment, tmp_path / "first.log").start()
+    second = None
+    sub = cm = None
+    try:
+        first.wait_published()
+        sub = confcast.Subscriber(segment)
+        cm = confcast.ConfigManager(segment=segment, apply_log_level=False)  # not started: no thread
+        assert (sub.snapshot().version, sub.get("llm.model"), cm.get_llm_model()) == (1, "gpt-4o", "gpt-4o")
+        toolsets = cm.get_toolsets()
+        old_inode = sub._seg.ino
+        first.stop()
+        configmap.update(holmes_config("gpt-6"))
+        second = Publisher(publisher_binary, configmap.path, segment, tmp_path / "second.log",
+                           ("--debounce-ms", "50", "--metrics-address", "none", "--capacity", str(2 << 20))).start()
+        second.wait_published()
+        # The replacement continues the numbering: version 2, in a new file.
+        wait_until(lambda: sub.snapshot().version == 2, 10, "snapshot() to follow the replacement")
+        assert sub._seg.ino != old_inode
+        assert sub.snapshot()["llm"]["model"] == sub.get("llm.model") == "gpt-6"
+        assert cm.get_llm_model() == "gpt-6" and cm.version == 2
+        assert cm.get_toolsets() is not toolsets and cm.get_toolsets() is cm.get_toolsets()
+    finally:
+        if cm is not None:
+            cm.stop()
+        if sub is not None:
+            sub.close()
+        first.stop()
+        if second is not None:
+            second.stop()
