@@ -3,7 +3,11 @@
 The original HolmesGPT API ConfigManager kept the parsed YAML in a dict behind
 a threading.RLock and had one locked getter per field; a request called ~8 of
 them. With confcast a request pins one snapshot (one version check against
-the mapped segment) and reads its fields from that immutable object.
+the mapped segment) and reads its fields from that immutable object; the
+drop-in ConfigManager's getters make that check and return a value computed
+once per version (get_toolsets() returns the version's read-only map: no
+copy). bench/python_config_access.py is the benchmark with targets; this one
+shows the parts.
 
     PYTHONPATH=subscriber/python CONFCAST_LIBRARY=build/subscriber/libconfcast.so \\
     CONFCAST_PUBLISHER=build/publisher/confcast-publisher \\
@@ -159,8 +163,12 @@ def main() -> None:
             ("original: 8 RLock getters on a dict (toolsets copied)", lambda: original_request(original)),
             ("confcast: pin snapshot + 8 snap.get('a.b')", lambda: pinned_request_dotted(sub)),
             ("confcast: pin snapshot + 8 snap['a']['b']", lambda: pinned_request_items(sub)),
-            ("confcast: 8 ConfigManager getters (toolsets deep-copied)", lambda: config_manager_request(cm)),
+            ("confcast: 8 ConfigManager getters (nothing copied)", lambda: config_manager_request(cm)),
             ("confcast: 8 typed C getters via ctypes", lambda: c_getters_request(sub)),
+            ("one value: original get_llm_model() (RLock)", original.get_llm_model),
+            ("one value: cm.get_llm_model()", cm.get_llm_model),
+            ("one value: sub.get('llm.model')", lambda: sub.get("llm.model")),
+            ("one value: sub.snapshot()['llm']['model']", lambda: sub.snapshot()["llm"]["model"]),
             ("  part: sub.snapshot() (version check, cached)", sub.snapshot),
             ("  part: sub.version (mapped word)", lambda: sub.version),
             ("  part: one ctypes call confcast_version()", lambda: lib.version(handle)),

@@ -2,7 +2,7 @@
 
     import confcast
     sub = confcast.Subscriber()                # $CONFCAST_SEGMENT, else "holmesgpt-config"
-    snap = sub.snapshot()                      # immutable, cached per version
+    snap = sub.snapshot()                      # immutable (maps are read-only dicts), cached per version
     snap["llm"]["model"], snap.get("llm.model"), snap.version, snap.sha256
     sub.wait(snap.version, timeout=5.0)        # -> new version or None
     sub.on_change(lambda snap: ...)            # on a background thread
@@ -22,13 +22,13 @@ from .config_manager import ConfigManager
 from .errors import (Closed, ConfcastError, ConfigUnavailable, Corrupt, Empty, Incompatible,
                      InvalidArgument, KeyNotFound, LibraryNotFound, PermissionDenied, SegmentNotFound,
                      SystemCallError, Timeout, Truncated, TypeMismatch)
-from .snapshot import Snapshot
+from .snapshot import FrozenDict, Snapshot
 from .subscriber import Subscriber
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Subscriber", "Snapshot", "ConfigManager",
+    "Subscriber", "Snapshot", "FrozenDict", "ConfigManager",
     "ConfcastError", "LibraryNotFound", "SegmentNotFound", "Incompatible", "Corrupt", "Empty",
     "KeyNotFound", "TypeMismatch", "Truncated", "InvalidArgument", "PermissionDenied", "Timeout",
     "SystemCallError", "Closed", "ConfigUnavailable",
