@@ -328,8 +328,9 @@ def test_a_retired_segment_is_left_by_the_lock_free_reads_alone(publisher_binary
         old_inode = sub._seg.ino
         first.stop()
         configmap.update(holmes_config("gpt-6"))
-        second = Publisher(publisher_binary, configmap.path, segment, tmp_path / "second.log",
-                           ("--debounce-ms", "50", "--metrics-address", "none", "--capacity", str(2 << 20))).start()
+        second = Publisher(publisher_binary, configmap.path, segment, tmp_path / "second.log")
+        second.args += ["--capacity", str(2 << 20)]  # another shape: the publisher replaces the segment
+        second.start()
         second.wait_published()
         # The replacement continues the numbering: version 2, in a new file.
         wait_until(lambda: sub.snapshot().version == 2, 10, "snapshot() to follow the replacement")
