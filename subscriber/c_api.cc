@@ -1,9 +1,11 @@
-// c_api.cc - libconfcast: the C ABI of confcast.h over the header-only C++
-// subscriber. Only the confcast_* functions are exported (-fvisibility=hidden
-// plus a version script), and every entry point is noexcept: no C++ exception
-// can cross into a C or ctypes caller.
+// c_api.cc - libconfcast: the C ABI of confcast.h, a client of the public
+// C++ API (subscriber.hpp). Only the confcast_* functions are exported
+// (-fvisibility=hidden plus a version script), and every entry point is
+// noexcept: no C++ exception can cross into a C or ctypes caller.
 #include <cstring>
 #include <new>
+#include <string>
+#include <string_view>
 
 #include "confcast/confcast.h"
 #include "confcast/subscriber.hpp"
@@ -12,39 +14,31 @@ struct confcast_subscriber {
   confcast::Subscriber sub;
 };
 
-
-namespace confcast {
-struct SubscriberAccess {
-  static confcast_subscriber* New() noexcept { return new (std::nothrow) confcast_subscriber{Subscriber(Subscriber::Unopened{})}; }
-  template <class T>
-  static int Get(const confcast_subscriber* s, const char* path, T* out, uint64_t* version) noexcept {
-    return s->sub.GetCPath(path, out, version);
-  }
-  static int GetString(const confcast_subscriber* s, const char* path, char* buf, size_t cap, size_t* len,
-                       uint64_t* version) noexcept {
-    return s->sub.GetStringCPath(path, buf, cap, len, version);
-  }
-  static int GetJson(const confcast_subscriber* s, const char* path, char* buf, size_t cap, size_t* len,
-                     uint64_t* version) noexcept {
-    return s->sub.GetJsonCPath(path, buf, cap, len, version);
-  }
+struct confcast_key {
+  confcast::Key key;
 };
-}  // namespace confcast
+
+namespace {
+
+// A C path as a string_view: its bytes up to the NUL and not one beyond.
+// A path longer than any the format allows is cut one byte past the limit,
+// which the reader answers with NOT_FOUND, without scanning the rest.
+std::string_view CPath(const char* path) noexcept {
+  return std::string_view(path, strnlen(path, confcast::snapshot::kMaxPathBytes + 1));
+}
+
+}  // namespace
 
 extern "C" {
 
 int confcast_open(const char* segment, confcast_subscriber** out) {
   if (out == nullptr) return CONFCAST_ERR_INVALID;
   *out = nullptr;
-  confcast_subscriber* handle = confcast::SubscriberAccess::New();
-  if (handle == nullptr) return CONFCAST_ERR_SYSTEM;
-  const int rc = confcast::Subscriber::Open(segment ? std::string_view(segment) : std::string_view(), &handle->sub);
-  if (rc != CONFCAST_OK) {
-    delete handle;
-    return rc;
-  }
-  *out = handle;
-  return CONFCAST_OK;
+  confcast::SegmentMapping mapping;
+  const int rc = confcast::SegmentMapping::Open(segment ? std::string_view(segment) : std::string_view(), &mapping);
+  if (rc != CONFCAST_OK) return rc;
+  *out = new (std::nothrow) confcast_subscriber{confcast::Subscriber(std::move(mapping))};
+  return *out ? CONFCAST_OK : CONFCAST_ERR_SYSTEM;
 }
 
 void confcast_close(confcast_subscriber* sub) { delete sub; }
@@ -53,18 +47,18 @@ uint64_t confcast_version(const confcast_subscriber* sub) { return sub ? sub->su
 
 int confcast_get_int(confcast_subscriber* sub, const char* path, int64_t* out, uint64_t* version) {
   if (!sub || !path || !out) return CONFCAST_ERR_INVALID;
-  return confcast::SubscriberAccess::Get(sub, path, out, version);
+  return sub->sub.Get(CPath(path), out, version);
 }
 
 int confcast_get_double(confcast_subscriber* sub, const char* path, double* out, uint64_t* version) {
   if (!sub || !path || !out) return CONFCAST_ERR_INVALID;
-  return confcast::SubscriberAccess::Get(sub, path, out, version);
+  return sub->sub.Get(CPath(path), out, version);
 }
 
 int confcast_get_bool(confcast_subscriber* sub, const char* path, int* out, uint64_t* version) {
   if (!sub || !path || !out) return CONFCAST_ERR_INVALID;
   bool value = false;
-  const int rc = confcast::SubscriberAccess::Get(sub, path, &value, version);
+  const int rc = sub->sub.Get(CPath(path), &value, version);
   if (rc == CONFCAST_OK) *out = value ? 1 : 0;
   return rc;
 }
@@ -72,13 +66,13 @@ int confcast_get_bool(confcast_subscriber* sub, const char* path, int* out, uint
 int confcast_get_string(confcast_subscriber* sub, const char* path, char* buf, size_t cap, size_t* len,
                         uint64_t* version) {
   if (!sub || !path || !len || (cap > 0 && !buf)) return CONFCAST_ERR_INVALID;
-  return confcast::SubscriberAccess::GetString(sub, path, buf, cap, len, version);
+  return sub->sub.GetString(CPath(path), buf, cap, len, version);
 }
 
 int confcast_get_json(confcast_subscriber* sub, const char* path, char* buf, size_t cap, size_t* len,
                       uint64_t* version) {
   if (!sub || !path || !len || (cap > 0 && !buf)) return CONFCAST_ERR_INVALID;
-  return confcast::SubscriberAccess::GetJson(sub, path, buf, cap, len, version);
+  return sub->sub.GetJson(CPath(path), buf, cap, len, version);
 }
 
 int confcast_snapshot_json(confcast_subscriber* sub, char* buf, size_t cap, size_t* len, uint64_t* version) {
@@ -97,5 +91,43 @@ int confcast_info_get(confcast_subscriber* sub, confcast_info* out) {
 }
 
 const char* confcast_strerror(int status) { return confcast::StatusMessage(status); }
+
+int confcast_key_new(const char* path, confcast_key** out) {
+  if (out == nullptr) return CONFCAST_ERR_INVALID;
+  *out = nullptr;
+  if (path == nullptr) return CONFCAST_ERR_INVALID;
+  try {
+    *out = new confcast_key{confcast::Key(std::string(path))};
+  } catch (...) {
+    return CONFCAST_ERR_SYSTEM;
+  }
+  return CONFCAST_OK;
+}
+
+void confcast_key_free(confcast_key* key) { delete key; }
+
+int confcast_get_int_key(confcast_subscriber* sub, const confcast_key* key, int64_t* out, uint64_t* version) {
+  if (!sub || !key || !out) return CONFCAST_ERR_INVALID;
+  return sub->sub.Get(key->key, out, version);
+}
+
+int confcast_get_double_key(confcast_subscriber* sub, const confcast_key* key, double* out, uint64_t* version) {
+  if (!sub || !key || !out) return CONFCAST_ERR_INVALID;
+  return sub->sub.Get(key->key, out, version);
+}
+
+int confcast_get_bool_key(confcast_subscriber* sub, const confcast_key* key, int* out, uint64_t* version) {
+  if (!sub || !key || !out) return CONFCAST_ERR_INVALID;
+  bool value = false;
+  const int rc = sub->sub.Get(key->key, &value, version);
+  if (rc == CONFCAST_OK) *out = value ? 1 : 0;
+  return rc;
+}
+
+int confcast_get_string_key(confcast_subscriber* sub, const confcast_key* key, char* buf, size_t cap, size_t* len,
+                            uint64_t* version) {
+  if (!sub || !key || !len || (cap > 0 && !buf)) return CONFCAST_ERR_INVALID;
+  return sub->sub.GetString(key->key, buf, cap, len, version);
+}
 
 }  // extern "C"

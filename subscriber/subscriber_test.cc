@@ -733,13 +733,14 @@ TEST(Subscriber, KeyWhosePathDisappearsGivesNotFound) {
 // they must follow a path that moves, disappears, changes type, and two paths
 // that share a cache cell.
 TEST(Subscriber, ByPathReadsFollowMovesAndSharedCacheCells) {
-  // Two paths whose hashes fall in the same cell of a small power-of-two cache.
+  // Two paths that share a cell of the handle's path cache (which is chosen
+  // by a fingerprint of the path): they evict each other on every read.
   const std::string first = "p.0";
-  const uint64_t first_hash = snapshot::PathHash(first.data(), first.size());
+  reader::PathCache cache;
   std::string second;
   for (int i = 1; second.empty(); ++i) {
     const std::string candidate = "p." + std::to_string(i);
-    if (snapshot::PathHash(candidate.data(), candidate.size()) % 4096 == first_hash % 4096) second = candidate;
+    if (&cache.CellFor(candidate) == &cache.CellFor(first)) second = candidate;
   }
   PublishedSegment seg;
   Subscriber sub(seg.segment());
@@ -783,9 +784,8 @@ TEST(Subscriber, ByPathReadsFollowMovesAndSharedCacheCells) {
   }
 }
 
-// The C ABI remembers where the path at a given address was found. A caller
-// that reuses one buffer for many paths must always get the value of the
-// path the buffer holds now: shorter, longer, a prefix, an extension, one
+// A caller that reuses one buffer for many paths must always get the value
+// of the path the buffer holds now (the handle's cache must not be fooled): shorter, longer, a prefix, an extension, one
 // byte changed, missing, and lengths that are a whole number of words (the
 // NUL then lies in the next word).
 TEST(Subscriber, CAbiPathsInAReusedBufferAreComparedEveryRead) {
@@ -818,8 +818,9 @@ TEST(Subscriber, CAbiPathsInAReusedBufferAreComparedEveryRead) {
   }
 }
 
-// A path whose last word would reach into the next page is read without
-// touching that page (here: not mapped at all), whatever its length.
+// A by-path read reads the caller's path up to its NUL and never beyond:
+// with the NUL on a page's last byte and the next page PROT_NONE, no read
+// faults, whatever the path's length, cold or warm, for every getter.
 TEST(Subscriber, CAbiPathAtTheEndOfAPageNeverReadsPastIt) {
   const std::vector<std::string> paths = {"k", "key.abc", "key.abcd", "key.abcdefghijk", "key.abcdefghijkl"};
   json config = json::object();
@@ -839,16 +840,28 @@ TEST(Subscriber, CAbiPathAtTheEndOfAPageNeverReadsPastIt) {
         int64_t got = -1;
         ASSERT_EQ(confcast_get_int(h.get(), s, &got, nullptr), CONFCAST_OK) << paths[i] << " slack " << slack;
         ASSERT_EQ(got, static_cast<int64_t>(i));
+        double d = 0;
+        ASSERT_EQ(confcast_get_double(h.get(), s, &d, nullptr), CONFCAST_OK);
+        int b = 0;
+        ASSERT_EQ(confcast_get_bool(h.get(), s, &b, nullptr), CONFCAST_ERR_TYPE);
+        char buf[32];
+        size_t len = 0;
+        ASSERT_EQ(confcast_get_string(h.get(), s, buf, sizeof(buf), &len, nullptr), CONFCAST_ERR_TYPE);
+        ASSERT_EQ(confcast_get_json(h.get(), s, buf, sizeof(buf), &len, nullptr), CONFCAST_OK);
+        confcast_key* key = nullptr;
+        ASSERT_EQ(confcast_key_new(s, &key), CONFCAST_OK);
+        ASSERT_EQ(confcast_get_int_key(h.get(), key, &got, nullptr), CONFCAST_OK);
+        confcast_key_free(key);
       }
     }
   }
   munmap(area, 2 * page);
 }
 
-// Two threads read different paths through the same buffer address slots
-// (the address cache is shared by all threads of a handle) and each always
+// Two threads read different paths through one handle, whose path cache
+// they share (64 paths over 64 cells: many share a cell), and each always
 // gets its own path's value.
-TEST(Subscriber, CAbiAddressCacheSharedByThreadsNeverMixesPaths) {
+TEST(Subscriber, CAbiPathCacheSharedByThreadsNeverMixesPaths) {
   PublishedSegment seg;
   json config = json::object();
   for (int i = 0; i < 64; ++i) config["k" + std::to_string(i)] = i;
@@ -1215,6 +1228,9 @@ TEST(Subscriber, WaitSaysIncompatibleWhenTheNameMovesToAnotherSegment) {
   // instead of hanging it; -1 takes the same sliced sleep.
   auto cxx = std::async(std::launch::async, [&] { return sub.Wait(1, 60000); });
   auto c = std::async(std::launch::async, [&] { return confcast_wait(h.get(), 1, 60000, nullptr); });
+  // The old publisher is gone (its lock free), its segment deleted, and a
+  // new one created under the same name.
+  old_segment.CloseWriter();
   ASSERT_EQ(shm_unlink(("/" + old_segment.segment()).c_str()), 0);
   PublishedSegment successor(old_segment.segment());  // destroyed first: it removes the name
   successor.Publish({{"n", 2}});
@@ -1754,6 +1770,206 @@ TEST(Subscriber, GarbageInTheSlotNeverCrashes) {
   // The damage reached past the header checks: lightly mutated snapshots still answer.
   EXPECT_GT(found_something, uint64_t{kFillings / 10});
   RecordProperty("successful_int_reads_on_damaged_snapshots", static_cast<int>(found_something));
+}
+
+// ---------------------------------------------------------------------------
+// Key handles (confcast_key_*) and reads that never pass the caller's NUL
+// ---------------------------------------------------------------------------
+
+struct FreeKey {
+  void operator()(confcast_key* k) const { confcast_key_free(k); }
+};
+using CKey = std::unique_ptr<confcast_key, FreeKey>;
+
+CKey NewKey(const char* path) {
+  confcast_key* raw = nullptr;
+  EXPECT_EQ(confcast_key_new(path, &raw), CONFCAST_OK) << path;
+  return CKey(raw);
+}
+
+TEST(KeyHandle, ReadsWhatTheByPathGettersRead) {
+  PublishedSegment seg;
+  ASSERT_EQ(seg.Publish({{"llm", {{"model", "gpt-4o"}, {"max_retries", 3}, {"temperature", 0.5}}},
+                         {"on", true}, {"ratio", 2}}),
+            1u);
+  Handle h = OpenC(seg.segment());
+  CKey model = NewKey("llm.model"), retries = NewKey("llm.max_retries"), temp = NewKey("llm.temperature"),
+       on = NewKey("on"), ratio = NewKey("ratio"), missing = NewKey("llm.nope");
+  for (int rep = 0; rep < 3; ++rep) {  // cold, then warm
+    int64_t i = 0;
+    uint64_t version = 0;
+    ASSERT_EQ(confcast_get_int_key(h.get(), retries.get(), &i, &version), CONFCAST_OK);
+    EXPECT_EQ(i, 3);
+    EXPECT_EQ(version, 1u);
+    double d = 0;
+    ASSERT_EQ(confcast_get_double_key(h.get(), temp.get(), &d, nullptr), CONFCAST_OK);
+    EXPECT_EQ(d, 0.5);
+    ASSERT_EQ(confcast_get_double_key(h.get(), ratio.get(), &d, nullptr), CONFCAST_OK) << "an int reads as a double";
+    EXPECT_EQ(d, 2.0);
+    int b = -1;
+    ASSERT_EQ(confcast_get_bool_key(h.get(), on.get(), &b, nullptr), CONFCAST_OK);
+    EXPECT_EQ(b, 1);
+    char buf[16];
+    size_t len = 0;
+    ASSERT_EQ(confcast_get_string_key(h.get(), model.get(), buf, sizeof(buf), &len, &version), CONFCAST_OK);
+    EXPECT_EQ(std::string(buf, len), "gpt-4o");
+    EXPECT_EQ(confcast_get_string_key(h.get(), model.get(), buf, 4, &len, nullptr), CONFCAST_ERR_TRUNCATED);
+    EXPECT_EQ(len, 6u);
+    EXPECT_STREQ(buf, "gpt");
+    EXPECT_EQ(confcast_get_int_key(h.get(), model.get(), &i, nullptr), CONFCAST_ERR_TYPE);
+    EXPECT_EQ(confcast_get_string_key(h.get(), retries.get(), buf, sizeof(buf), &len, nullptr), CONFCAST_ERR_TYPE);
+    EXPECT_EQ(confcast_get_int_key(h.get(), missing.get(), &i, nullptr), CONFCAST_ERR_NOT_FOUND);
+  }
+}
+
+TEST(KeyHandle, NullArgumentsAreInvalid) {
+  PublishedSegment seg;
+  seg.Publish({{"x", 1}, {"s", "v"}});
+  Handle h = OpenC(seg.segment());
+  CKey x = NewKey("x");
+  confcast_key* out = reinterpret_cast<confcast_key*>(0x1);
+  EXPECT_EQ(confcast_key_new(nullptr, &out), CONFCAST_ERR_INVALID);
+  EXPECT_EQ(out, nullptr) << "*out is reset on failure";
+  EXPECT_EQ(confcast_key_new("x", nullptr), CONFCAST_ERR_INVALID);
+  confcast_key_free(nullptr);
+  int64_t i;
+  double d;
+  int b;
+  char buf[8];
+  size_t len;
+  EXPECT_EQ(confcast_get_int_key(nullptr, x.get(), &i, nullptr), CONFCAST_ERR_INVALID);
+  EXPECT_EQ(confcast_get_int_key(h.get(), nullptr, &i, nullptr), CONFCAST_ERR_INVALID);
+  EXPECT_EQ(confcast_get_int_key(h.get(), x.get(), nullptr, nullptr), CONFCAST_ERR_INVALID);
+  EXPECT_EQ(confcast_get_double_key(nullptr, x.get(), &d, nullptr), CONFCAST_ERR_INVALID);
+  EXPECT_EQ(confcast_get_double_key(h.get(), nullptr, &d, nullptr), CONFCAST_ERR_INVALID);
+  EXPECT_EQ(confcast_get_double_key(h.get(), x.get(), nullptr, nullptr), CONFCAST_ERR_INVALID);
+  EXPECT_EQ(confcast_get_bool_key(nullptr, x.get(), &b, nullptr), CONFCAST_ERR_INVALID);
+  EXPECT_EQ(confcast_get_bool_key(h.get(), nullptr, &b, nullptr), CONFCAST_ERR_INVALID);
+  EXPECT_EQ(confcast_get_bool_key(h.get(), x.get(), nullptr, nullptr), CONFCAST_ERR_INVALID);
+  EXPECT_EQ(confcast_get_string_key(nullptr, x.get(), buf, sizeof(buf), &len, nullptr), CONFCAST_ERR_INVALID);
+  EXPECT_EQ(confcast_get_string_key(h.get(), nullptr, buf, sizeof(buf), &len, nullptr), CONFCAST_ERR_INVALID);
+  EXPECT_EQ(confcast_get_string_key(h.get(), x.get(), buf, sizeof(buf), nullptr, nullptr), CONFCAST_ERR_INVALID);
+  EXPECT_EQ(confcast_get_string_key(h.get(), x.get(), nullptr, 4, &len, nullptr), CONFCAST_ERR_INVALID);
+  CKey s = NewKey("s");
+  EXPECT_EQ(confcast_get_string_key(h.get(), s.get(), nullptr, 0, &len, nullptr), CONFCAST_ERR_TRUNCATED)
+      << "cap 0 asks for the length only";
+  EXPECT_EQ(len, 1u);
+}
+
+// One key, two subscribers (two segments, same versions, different
+// layouts), four threads, republishing in between: every read is the value
+// of its own segment, and the one cache word never makes a read wrong.
+TEST(KeyHandle, SharedByThreadsAndByTwoSubscribers) {
+  PublishedSegment first, second;
+  json a = {{"k", 1}}, b = {{"k", 2}};
+  for (int i = 0; i < 40; ++i) b["pad" + std::to_string(i)] = i;  // "k" lives elsewhere in the second
+  ASSERT_EQ(first.Publish(a), 1u);
+  ASSERT_EQ(second.Publish(b), 1u);
+  Handle ha = OpenC(first.segment()), hb = OpenC(second.segment());
+  CKey key = NewKey("k");
+  std::atomic<int> wrong{0};
+  std::atomic<bool> stop{false};
+  std::atomic<int64_t> published{1};
+  auto reader = [&](int parity) {
+    for (int round = 0; round < 50000; ++round) {
+      confcast_subscriber* h = ((round + parity) & 1) ? ha.get() : hb.get();
+      int64_t got = 0;
+      uint64_t version = 0;
+      if (confcast_get_int_key(h, key.get(), &got, &version) != CONFCAST_OK) {
+        wrong.fetch_add(1);
+        continue;
+      }
+      // The first segment holds version v's value v, the second 1000 + v (from version 2 on).
+      const bool in_first = h == ha.get();
+      const int64_t want = in_first ? static_cast<int64_t>(version) : (version == 1 ? 2 : 1000 + int64_t(version));
+      if (got != want) wrong.fetch_add(1);
+    }
+  };
+  std::thread writer([&] {
+    for (int64_t v = 2; v <= 30 && !stop.load(); ++v) {
+      a["k"] = v;
+      b["k"] = 1000 + v;
+      if (v % 3 == 0) b["pad" + std::to_string(v)] = "moved";
+      first.Publish(a);
+      second.Publish(b);
+      published = v;
+    }
+  });
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 4; ++t) readers.emplace_back(reader, t & 1);
+  for (auto& t : readers) t.join();
+  stop = true;
+  writer.join();
+  EXPECT_EQ(wrong.load(), 0);
+}
+
+// A key whose cached place comes from a segment of another capacity (so
+// other slot bounds, other entry places) re-resolves there, and back.
+TEST(KeyHandle, SegmentOfAnotherCapacityReResolves) {
+  PublishedSegment small(UniqueName("small"), 4 << 10), large(UniqueName("large"), 256 << 10);
+  json big = json::object();
+  for (int i = 0; i < 60; ++i) big["f" + std::to_string(i)] = i;
+  big["zz.target"] = 7;
+  ASSERT_EQ(large.Publish(big), 1u);
+  ASSERT_EQ(small.Publish({{"zz", {{"target", 8}}}}), 1u);
+  Handle hs = OpenC(small.segment()), hl = OpenC(large.segment());
+  CKey key = NewKey("zz.target");
+  for (int rep = 0; rep < 5; ++rep) {
+    int64_t got = 0;
+    ASSERT_EQ(confcast_get_int_key(hl.get(), key.get(), &got, nullptr), CONFCAST_OK);
+    EXPECT_EQ(got, 7);
+    ASSERT_EQ(confcast_get_int_key(hs.get(), key.get(), &got, nullptr), CONFCAST_OK);
+    EXPECT_EQ(got, 8);
+  }
+  // The C++ Key is the same machinery.
+  Subscriber s(small.segment()), l(large.segment());
+  Key cpp("zz.target");
+  EXPECT_EQ(l.GetInt(cpp), 7);
+  EXPECT_EQ(s.GetInt(cpp), 8);
+  EXPECT_EQ(l.GetInt(cpp), 7);
+}
+
+// Each path in an allocation of exactly its length + 1 bytes: under
+// AddressSanitizer (the core-asan build) a read of one byte past the NUL is
+// a heap-buffer-overflow report, cold or warm, for every by-path getter and
+// for confcast_key_new. Lengths 1..40 put the NUL at every place in a word.
+TEST(Subscriber, ByPathReadsStopAtTheNulInExactAllocations) {
+  json config = json::object();
+  std::vector<std::string> paths;
+  for (size_t n = 1; n <= 40; ++n) {
+    std::string p(n, 'a');
+    for (size_t i = 0; i < n; ++i) p[i] = static_cast<char>('a' + (i * 7 + n) % 26);
+    paths.push_back(p);
+    config[p] = static_cast<int64_t>(n);
+  }
+  PublishedSegment seg;
+  ASSERT_EQ(seg.Publish(config), 1u);
+  Handle h = OpenC(seg.segment());
+  Subscriber sub(seg.segment());
+  for (const std::string& p : paths) {
+    std::unique_ptr<char[]> exact(new char[p.size() + 1]);
+    std::memcpy(exact.get(), p.c_str(), p.size() + 1);
+    for (int rep = 0; rep < 3; ++rep) {
+      int64_t got = 0;
+      ASSERT_EQ(confcast_get_int(h.get(), exact.get(), &got, nullptr), CONFCAST_OK) << p;
+      EXPECT_EQ(got, static_cast<int64_t>(p.size()));
+      double d = 0;
+      EXPECT_EQ(confcast_get_double(h.get(), exact.get(), &d, nullptr), CONFCAST_OK);
+      int b = 0;
+      EXPECT_EQ(confcast_get_bool(h.get(), exact.get(), &b, nullptr), CONFCAST_ERR_TYPE);
+      char buf[64];
+      size_t len = 0;
+      EXPECT_EQ(confcast_get_string(h.get(), exact.get(), buf, sizeof(buf), &len, nullptr), CONFCAST_ERR_TYPE);
+      EXPECT_EQ(confcast_get_json(h.get(), exact.get(), buf, sizeof(buf), &len, nullptr), CONFCAST_OK);
+      // The C++ by-path read gets exactly the bytes, no NUL at all.
+      std::unique_ptr<char[]> bare(new char[p.size()]);
+      std::memcpy(bare.get(), p.data(), p.size());
+      EXPECT_EQ(sub.Get(std::string_view(bare.get(), p.size()), &got), CONFCAST_OK);
+    }
+    CKey key = NewKey(exact.get());
+    int64_t got = 0;
+    EXPECT_EQ(confcast_get_int_key(h.get(), key.get(), &got, nullptr), CONFCAST_OK);
+  }
 }
 
 }  // namespace

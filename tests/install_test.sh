@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # install_test.sh BUILD_DIR - the install test: `cmake --install` the build
-# tree into a temporary prefix, check the layout of CONTRACT section 2, build
+# tree into a temporary prefix, check the installed layout, build
 # examples/cpp-worker (an outside project) against that prefix with
 # find_package(confcast) and a C worker with pkg-config, then run the
 # installed publisher on a temporary config and check what the workers print,
@@ -59,14 +59,33 @@ cmake --install "$BUILD" --prefix "$PREFIX" >"$WORK/install.log" 2>&1 ||
   { cat "$WORK/install.log" >&2; die "cmake --install"; }
 pass "cmake --install $BUILD --prefix $PREFIX"
 
-# --- the layout of CONTRACT section 2 --------------------------------------
+# --- the installed layout ---------------------------------------------------
 check "P/bin/confcast-publisher is executable" test -x "$PREFIX/bin/confcast-publisher"
 check "P/bin/confcastctl is executable" test -x "$PREFIX/bin/confcastctl"
 check "P/lib/libconfcast.so exists" test -e "$PREFIX/lib/libconfcast.so"
 check "P/include/confcast/confcast.h exists" test -f "$PREFIX/include/confcast/confcast.h"
-for header in subscriber.hpp layout.hpp snapshot_format.hpp word_access.hpp; do
-  check "P/include/confcast/$header exists" test -f "$PREFIX/include/confcast/$header"
-done
+check "P/lib/libconfcast_subscriber.a exists (confcast::subscriber is a compiled library)" \
+  test -e "$PREFIX/lib/libconfcast_subscriber.a" -o -e "$PREFIX/lib/libconfcast_subscriber.so"
+# Exactly the headers a user's #include reaches: the public API and the
+# layout headers it includes; no internal header of the libraries.
+expected_headers="confcast.h holmesgpt.hpp layout.hpp lookup.hpp read_section.hpp segment_mapping.hpp snapshot.hpp
+snapshot_format.hpp status.hpp subscriber.hpp word_access.hpp"
+installed_headers=$(cd "$PREFIX/include/confcast" && ls | sort | tr '\n' ' ')
+check "P/include/confcast holds the public headers only ($installed_headers)" \
+  test "$installed_headers" = "$(echo $expected_headers | tr ' ' '\n' | sort | tr '\n' ' ')"
+# The public headers leave no macro behind but their include guards, and
+# include no Linux system-call header and no Boost.
+if printf '#include <confcast/subscriber.hpp>\n#include <confcast/holmesgpt.hpp>\nint main() { return 0; }\n' |
+    c++ -std=c++17 -x c++ -I"$PREFIX/include" -E -dM - -o "$WORK/macros.txt" 2>"$WORK/pp.log"; then
+  leaked=$(grep -oE '#define CONFCAST_[A-Z0-9_]+' "$WORK/macros.txt" | grep -vE '_HPP_$|_H_$' || true)
+  check "the public headers leave no CONFCAST_ macro behind (${leaked:-none})" test -z "$leaked"
+else
+  cat "$WORK/pp.log" >&2
+  fail "the public headers preprocess against the prefix alone"
+fi
+syscall_headers=$(printf '#include <confcast/subscriber.hpp>\n' | c++ -std=c++17 -x c++ -I"$PREFIX/include" -H -fsyntax-only - 2>&1 |
+  grep -E 'linux/futex.h|sys/syscall.h|boost/' || true)
+check "the public headers include no Linux system-call header and no Boost" test -z "$syscall_headers"
 check "P/lib/cmake/confcast/confcastConfig.cmake exists" test -f "$PREFIX/lib/cmake/confcast/confcastConfig.cmake"
 check "P/lib/cmake/confcast/confcastConfigVersion.cmake exists" \
   test -f "$PREFIX/lib/cmake/confcast/confcastConfigVersion.cmake"
@@ -87,7 +106,8 @@ if [[ -e "$PREFIX/lib/libconfcast.so" ]]; then
   foreign=$(echo "$exported" | grep -v '^confcast_' || true)
   check "libconfcast.so exports only confcast_* symbols" test -z "$foreign"
   [[ -z "$foreign" ]] || echo "unexpected exports: $foreign" >&2
-  for fn in open close version get_int get_double get_bool get_string get_json snapshot_json wait info_get strerror; do
+  for fn in open close version get_int get_double get_bool get_string get_json snapshot_json wait info_get strerror \
+            key_new key_free get_int_key get_double_key get_bool_key get_string_key; do
     check "libconfcast.so exports confcast_$fn" grep -qx "confcast_$fn" <<<"$exported"
   done
 fi

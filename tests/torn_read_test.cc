@@ -13,7 +13,7 @@
 // Threading: one publisher thread (the only writer), four reader threads
 // sharing one Subscriber and one set of Keys, and two forked reader processes
 // with their own mappings, reporting through a pipe. Under ThreadSanitizer
-// (CONFCAST_TSAN, from word_access.hpp) the forked part is compiled out:
+// (TORN_READ_TEST_TSAN) the forked part is compiled out:
 // TSan checks the threads, and fork() from a TSan process is not supported.
 #include <fcntl.h>
 #include <poll.h>
@@ -45,7 +45,15 @@
 #include "confcast/word_access.hpp"
 #include "segment_writer.hpp"
 #include "snapshot_builder.hpp"
-#include "subscriber_test_access.hpp"
+#include "segment_bytes.hpp"  // subscriber/: reads through memory the test maps
+
+#if defined(__SANITIZE_THREAD__)
+#define TORN_READ_TEST_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TORN_READ_TEST_TSAN 1
+#endif
+#endif
 
 namespace confcast {
 namespace {
@@ -148,11 +156,12 @@ class ReaderLoop {
     }
   }
 
-  // By NUL-terminated path, as the C ABI reads: the address-keyed cache.
+  // By a path given per call, as the C ABI reads (it adds only the strlen):
+  // the handle's path cache.
   void CPathRead() {
     int64_t value = -1;
     uint64_t version = 0;
-    if (int rc = SubscriberTestAccess::GetCPath(sub_, "stress.b", &value, &version); rc != CONFCAST_OK) {
+    if (int rc = sub_.Get(std::string_view("stress.b"), &value, &version); rc != CONFCAST_OK) {
       return Problem(std::string("C path stress.b: ") + StatusMessage(rc));
     }
     Saw(version);
@@ -256,7 +265,7 @@ std::unique_ptr<publisher::SegmentWriter> OpenWriter(const std::string& name, ui
   return std::move(std::get<std::unique_ptr<publisher::SegmentWriter>>(opened));
 }
 
-#ifndef CONFCAST_TSAN
+#ifndef TORN_READ_TEST_TSAN
 // A forked reader process: waits for the go signal (EOF on `go`), reads for
 // kReadFor with its own mapping, writes its Tally to `report`, exits.
 class ReaderProcess {
@@ -332,7 +341,7 @@ TEST(TornRead, ReadersInThreadsAndProcessesSeeOnlyWholeVersions) {
   // Children are forked before any thread exists in this process.
   int go[2];
   ASSERT_EQ(pipe2(go, O_CLOEXEC), 0);
-#ifndef CONFCAST_TSAN
+#ifndef TORN_READ_TEST_TSAN
   std::vector<std::unique_ptr<ReaderProcess>> processes;
   for (int i = 0; i < kReaderProcesses; ++i) {
     processes.push_back(std::make_unique<ReaderProcess>(segment.name(), go[0], go[1]));
@@ -350,7 +359,7 @@ TEST(TornRead, ReadersInThreadsAndProcessesSeeOnlyWholeVersions) {
   }
   for (auto& t : readers) t.join();
 
-#ifndef CONFCAST_TSAN
+#ifndef TORN_READ_TEST_TSAN
   std::vector<Tally> process_tallies(kReaderProcesses);
   for (int i = 0; i < kReaderProcesses; ++i) {
     EXPECT_TRUE(processes[i]->Collect(&process_tallies[i], kReadFor + milliseconds(20000)))
@@ -368,7 +377,7 @@ TEST(TornRead, ReadersInThreadsAndProcessesSeeOnlyWholeVersions) {
     ExpectClean(thread_tallies[i], "reader thread " + std::to_string(i), 1000);
     total += thread_tallies[i].reads;
   }
-#ifndef CONFCAST_TSAN
+#ifndef TORN_READ_TEST_TSAN
   for (int i = 0; i < kReaderProcesses; ++i) {
     ExpectClean(process_tallies[i], "reader process " + std::to_string(i), 1000);
     total += process_tallies[i].reads;
@@ -388,9 +397,9 @@ TEST(TornRead, ReadersOnTheWritersOwnMappingSeeOnlyWholeVersions) {
   ShmName segment;
   Publisher pub(OpenWriter(segment.name(), 256 << 10));
   pub.PublishOnce();
-  Subscriber sub = SubscriberTestAccess::Unopened();
-  ASSERT_EQ(SubscriberTestAccess::AttachUnowned(pub.writer().mapping(), pub.writer().mapping_size(), &sub),
-            CONFCAST_OK);
+  SegmentMapping borrowed;
+  ASSERT_EQ(internal::MapBorrowed(pub.writer().mapping(), pub.writer().mapping_size(), &borrowed), CONFCAST_OK);
+  Subscriber sub(std::move(borrowed));
   const Key a("stress.a"), b("stress.b"), c("stress.c");
   pub.Start();
   std::vector<Tally> tallies(2);
@@ -428,8 +437,8 @@ TEST(TornRead, HeaderVerificationRacesARewriterOnlyThroughAtomics) {
   });
   int failures = 0;
   for (int i = 0; i < 2000; ++i) {
-    Subscriber sub = SubscriberTestAccess::Unopened();
-    if (SubscriberTestAccess::AttachUnowned(reinterpret_cast<const uint8_t*>(copy.get()), size, &sub) != CONFCAST_OK) {
+    SegmentMapping borrowed;
+    if (internal::MapBorrowed(reinterpret_cast<const uint8_t*>(copy.get()), size, &borrowed) != CONFCAST_OK) {
       ++failures;
     }
   }

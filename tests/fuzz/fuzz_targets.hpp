@@ -38,7 +38,6 @@
 #include "schema.hpp"
 #include "segment_writer.hpp"
 #include "snapshot_builder.hpp"
-#include "../subscriber_test_access.hpp"
 
 namespace confcast::fuzz {
 
@@ -126,7 +125,7 @@ inline size_t CountLines(std::string_view text) {
   return lines;
 }
 
-// What CONTRACT section 1 promises about a rejection: one line, a reason the
+// What the publisher promises about a rejection: one line, a reason the
 // metrics know, and (when given) a position inside the text.
 inline void CheckError(const publisher::ConfigError& error, std::string_view text, const char* what) {
   const std::string line = error.ToString();
@@ -466,8 +465,10 @@ inline std::vector<std::string> CandidatePaths(const uint8_t* data, size_t size)
 inline bool KnownStatus(int rc) { return rc <= CONFCAST_OK && rc >= CONFCAST_ERR_SYSTEM; }
 
 // Every getter of an open subscriber; when the pin succeeds, the live view
-// and the pinned copy read the same bytes and must agree.
-inline void ReadEverything(const Subscriber& sub, const std::vector<std::string>& paths, bool spins) {
+// and the pinned copy read the same bytes and must agree. `c`, a C handle on
+// the same file (or null when it could not open), must answer as `sub` does.
+inline void ReadEverything(const Subscriber& sub, confcast_subscriber* c, const std::vector<std::string>& paths,
+                           bool spins) {
   static std::vector<std::unique_ptr<Key>> keys;  // shared across inputs: a warm cache meets another segment
   if (keys.empty()) {
     for (const char* p : {"llm.model", "llm.max_retries", "llm.temperature", "log_level", "a"}) {
@@ -498,14 +499,35 @@ inline void ReadEverything(const Subscriber& sub, const std::vector<std::string>
     CONFCAST_FUZZ_CHECK(sub.Get("llm.max_retries", &i) == CONFCAST_ERR_CORRUPT, "odd seq must end corrupt");
     return;
   }
-  for (auto& key : keys) {
+  static std::vector<confcast_key*> c_keys;  // the C ABI's key handles, as long-lived as the Keys
+  if (c_keys.empty()) {
+    for (auto& key : keys) {
+      confcast_key* k = nullptr;
+      CONFCAST_FUZZ_CHECK(confcast_key_new(key->path().c_str(), &k) == CONFCAST_OK, "confcast_key_new");
+      c_keys.push_back(k);
+    }
+  }
+  for (size_t k = 0; k < keys.size(); ++k) {
     for (int round = 0; round < 2; ++round) {  // cold, then warm
       int64_t i = 0;
       double d = 0;
       bool b = false;
-      CONFCAST_FUZZ_CHECK(KnownStatus(sub.Get(*key, &i)), "Key int");
-      CONFCAST_FUZZ_CHECK(KnownStatus(sub.Get(*key, &d)), "Key double");
-      CONFCAST_FUZZ_CHECK(KnownStatus(sub.Get(*key, &b)), "Key bool");
+      const int ri = sub.Get(*keys[k], &i);
+      CONFCAST_FUZZ_CHECK(KnownStatus(ri), "Key int");
+      CONFCAST_FUZZ_CHECK(KnownStatus(sub.Get(*keys[k], &d)), "Key double");
+      CONFCAST_FUZZ_CHECK(KnownStatus(sub.Get(*keys[k], &b)), "Key bool");
+      if (c != nullptr) {
+        int64_t ci = 0;
+        const int rci = confcast_get_int_key(c, c_keys[k], &ci, nullptr);
+        CONFCAST_FUZZ_CHECK(rci == ri && (ri != CONFCAST_OK || ci == i), "C key int of '%s': %d vs %d",
+                            keys[k]->path().c_str(), rci, ri);
+        int cb = 0;
+        CONFCAST_FUZZ_CHECK(KnownStatus(confcast_get_bool_key(c, c_keys[k], &cb, nullptr)), "C key bool");
+        char s[8];
+        size_t len = 0;
+        CONFCAST_FUZZ_CHECK(KnownStatus(confcast_get_string_key(c, c_keys[k], s, sizeof(s), &len, nullptr)),
+                            "C key string");
+      }
     }
   }
   Snapshot pinned;
@@ -528,16 +550,17 @@ inline void ReadEverything(const Subscriber& sub, const std::vector<std::string>
     const int rb = sub.Get(path, &b);
     CONFCAST_FUZZ_CHECK(KnownStatus(ri) && KnownStatus(rd) && KnownStatus(rb), "typed get of '%s'", path.c_str());
     // The C ABI's read by NUL-terminated path answers the same: the first
-    // call learns the place by the string's address, the second uses it.
-    const bool c_path = path.find('\0') == std::string::npos;
+    // call learns the place, the second uses it.
+    const bool c_path = c != nullptr && path.find('\0') == std::string::npos;
     for (int round = 0; c_path && round < 2; ++round) {
       int64_t ci = 0;
-      bool cb = false;
-      const int rci = SubscriberTestAccess::GetCPath(sub, path.c_str(), &ci);
+      int cb = 0;
+      const int rci = confcast_get_int(c, path.c_str(), &ci, nullptr);
       CONFCAST_FUZZ_CHECK(rci == ri && (ri != CONFCAST_OK || ci == i), "C path int of '%.64s' (%zu bytes): %d, by length: %d",
                           path.c_str(), path.size(), rci, ri);
-      const int rcb = SubscriberTestAccess::GetCPath(sub, path.c_str(), &cb);
-      CONFCAST_FUZZ_CHECK(rcb == rb && (rb != CONFCAST_OK || cb == b), "C path bool of '%.64s' differs", path.c_str());
+      const int rcb = confcast_get_bool(c, path.c_str(), &cb, nullptr);
+      CONFCAST_FUZZ_CHECK(rcb == rb && (rb != CONFCAST_OK || (cb != 0) == b), "C path bool of '%.64s' differs",
+                          path.c_str());
     }
     size_t len = 0;
     const int rs = sub.GetString(path, big.data(), big.size(), &len);
@@ -552,10 +575,10 @@ inline void ReadEverything(const Subscriber& sub, const std::vector<std::string>
     CONFCAST_FUZZ_CHECK(KnownStatus(rj), "GetJson");
     const std::string live_json = rj == CONFCAST_OK ? std::string(big.data(), len) : std::string();
     if (c_path) {
-      const int rcs = SubscriberTestAccess::GetStringCPath(sub, path.c_str(), big.data(), big.size(), &len);
+      const int rcs = confcast_get_string(c, path.c_str(), big.data(), big.size(), &len, nullptr);
       CONFCAST_FUZZ_CHECK(rcs == rs && (rs != CONFCAST_OK || std::string_view(big.data(), len) == live_string),
                           "C path string of '%.64s' differs", path.c_str());
-      const int rcj = SubscriberTestAccess::GetJsonCPath(sub, path.c_str(), big.data(), big.size(), &len);
+      const int rcj = confcast_get_json(c, path.c_str(), big.data(), big.size(), &len, nullptr);
       CONFCAST_FUZZ_CHECK(rcj == rj && (rj != CONFCAST_OK || std::string_view(big.data(), len) == live_json),
                           "C path json of '%.64s' differs", path.c_str());
     }
@@ -665,7 +688,10 @@ inline int FuzzSegment(const uint8_t* data, size_t size) {
   }
   try {
     Subscriber sub(file.path());
-    detail::ReadEverything(sub, paths, spins);
+    confcast_subscriber* c = nullptr;
+    if (confcast_open(file.path().c_str(), &c) != CONFCAST_OK) c = nullptr;
+    const std::unique_ptr<confcast_subscriber, void (*)(confcast_subscriber*)> close_c(c, confcast_close);
+    detail::ReadEverything(sub, c, paths, spins);
   } catch (const Error& e) {
     const int rc = e.status();
     CONFCAST_FUZZ_CHECK(rc == CONFCAST_ERR_CORRUPT || rc == CONFCAST_ERR_INCOMPATIBLE || rc == CONFCAST_ERR_NO_SEGMENT,

@@ -107,23 +107,6 @@ inline uint64_t LoadTail(const char* p, size_t n) {
   return byte(0) | (byte(n >> 1) << (8 * (n >> 1))) | (byte(n - 1) << (8 * (n - 1)));
 }
 
-// Pages are at least this large and aligned to it: 8 bytes read inside one
-// such block can never touch an unmapped page.
-inline constexpr uintptr_t kMinPageBytes = 4096;
-
-// 8 bytes of a caller's NUL-terminated string at p, which may run past its
-// NUL (see View::IsCString, which makes sure the word cannot fault).
-// AddressSanitizer would report those bytes, hence the attribute; this is
-// the one function that reads outside an object, as glibc's strlen does.
-#if defined(__GNUC__) || defined(__clang__)
-__attribute__((no_sanitize_address))
-#endif
-inline uint64_t LoadStringWord(const char* p) {
-  uint64_t w;
-  __builtin_memcpy(&w, p, 8);
-  return w;
-}
-
 // 64-bit hash of a path, 8 bytes at a time. The publisher and every reader
 // must agree on it bit for bit; it is part of the format.
 inline uint64_t PathHash(const char* p, size_t n) {
@@ -197,36 +180,20 @@ class View {
   // Whether the entry at eoff (which must fit the slot) is `path`, and if so
   // what it holds. Needs no header: the hot path of a cached lookup.
   LookupStatus Match(uint64_t eoff, const char* path, size_t len, Found* out) const {
+    const LookupStatus st = PathIs(eoff, path, len);
+    if (st != LookupStatus::kFound) return st;
+    return EntryAt(eoff, out) ? LookupStatus::kFound : LookupStatus::kCorrupt;
+  }
+
+  // Whether the entry at eoff (which must fit the slot) has exactly this
+  // path: lengths first, then the bytes a word at a time. Reads the
+  // caller's path only inside [path, path + len).
+  LookupStatus PathIs(uint64_t eoff, const char* path, size_t len) const {
     const uint64_t pw = Word(eoff + 8);
     const uint32_t poff = static_cast<uint32_t>(pw), plen = static_cast<uint32_t>(pw >> 32);
     if (plen != len) return LookupStatus::kNotFound;
     if ((poff & 7) != 0 || !Fits(poff, plen)) return LookupStatus::kCorrupt;
-    if (!BytesEqual(poff, path, len)) return LookupStatus::kNotFound;
-    return EntryAt(eoff, out) ? LookupStatus::kFound : LookupStatus::kCorrupt;
-  }
-
-  // Whether the entry at eoff (which must fit the slot) has the path s, a
-  // NUL-terminated string: what Match(eoff, s, strlen(s)) finds, without the
-  // strlen. s is compared a word at a time, the last word including its NUL,
-  // so up to 7 bytes past the NUL are read; only when all of them lie in s's
-  // own page (so no read can fault), else this answers false and the caller
-  // takes the length-first path, as it does for a corrupt entry. Needs no header.
-  bool IsCString(uint64_t eoff, const char* s) const {
-    const uint64_t pw = Word(eoff + 8);
-    const uint32_t poff = static_cast<uint32_t>(pw), plen = static_cast<uint32_t>(pw >> 32);
-    const uint64_t whole = plen & ~uint64_t{7};  // bytes in whole words
-    const uintptr_t in_page = reinterpret_cast<uintptr_t>(s) & (kMinPageBytes - 1);
-    if (CONFCAST_UNLIKELY((poff & 7) != 0 || !Fits(poff, plen) || in_page + whole + 8 > kMinPageBytes)) return false;
-    for (uint64_t i = 0; i < whole; i += 8) {
-      if (LoadStringWord(s + i) != Word(poff + i)) return false;
-    }
-    // The last 0..7 path bytes and then the caller's NUL. The pool pads a path
-    // with NULs to a word, so the pool's word already holds that NUL; with no
-    // bytes left the pool word is not read (it may lie past the slot).
-    const uint32_t rest = plen & 7;
-    const uint64_t keep = ~uint64_t{0} >> (8 * (7 - rest));
-    const uint64_t want = rest ? Word(poff + whole) & (keep >> 8) : 0;
-    return (LoadStringWord(s + whole) & keep) == want;
+    return BytesEqual(poff, path, len) ? LookupStatus::kFound : LookupStatus::kNotFound;
   }
 
   // What the entry at eoff (which must fit the slot) holds; false if its type

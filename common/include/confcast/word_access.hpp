@@ -16,38 +16,39 @@
 #include <cstdint>
 #include <cstring>
 
+// Whether this translation unit is built with ThreadSanitizer. A macro
+// only for the moment it takes to turn it into a constant: it is #undef'd
+// below, so it never reaches a user's code.
 #if defined(__SANITIZE_THREAD__)
-#define CONFCAST_TSAN 1
+#define CONFCAST_WORD_ACCESS_TSAN_ 1
 #elif defined(__has_feature)
 #if __has_feature(thread_sanitizer)
-#define CONFCAST_TSAN 1
+#define CONFCAST_WORD_ACCESS_TSAN_ 1
 #endif
-#endif
-
-// Branch hints for the read paths: retry and cache-miss branches are taken
-// about once per publish, and laying them out of line keeps a warm read a
-// straight run of instructions.
-#if defined(__GNUC__) || defined(__clang__)
-#define CONFCAST_UNLIKELY(x) __builtin_expect(!!(x), 0)
-#else
-#define CONFCAST_UNLIKELY(x) (x)
 #endif
 
 namespace confcast::detail {
 
-#ifdef CONFCAST_TSAN
-inline constexpr int kDataLoadOrder = __ATOMIC_ACQUIRE;
+#ifdef CONFCAST_WORD_ACCESS_TSAN_
+inline constexpr bool kThreadSanitizer = true;
 #else
-inline constexpr int kDataLoadOrder = __ATOMIC_RELAXED;
+inline constexpr bool kThreadSanitizer = false;
 #endif
+#undef CONFCAST_WORD_ACCESS_TSAN_
+
+inline constexpr int kDataLoadOrder = kThreadSanitizer ? __ATOMIC_ACQUIRE : __ATOMIC_RELAXED;
 
 // The fence that ends a seqlock read section (Boehm): orders the data loads
 // before the re-read of the sequence word.
 inline void ReadFence() {
-#ifndef CONFCAST_TSAN
-  __atomic_thread_fence(__ATOMIC_ACQUIRE);
-#endif
+  if constexpr (!kThreadSanitizer) __atomic_thread_fence(__ATOMIC_ACQUIRE);
 }
+
+// A branch that is taken about once per publish (a retry, a cache miss):
+// telling the compiler keeps a warm read one straight run of instructions.
+// A function rather than a macro, so nothing leaks into a user's code;
+// GCC and Clang keep the hint through inlining.
+inline bool Unlikely(bool condition) { return __builtin_expect(condition, false); }
 
 template <class T>
 inline T LoadAcquire(const T* p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }

@@ -41,13 +41,11 @@
  *   same holds when the segment was deleted and created anew.
  * - Strings are copied into the caller's buffer: a value is never borrowed
  *   from the segment, because the publisher may reuse that memory.
- * - A handle remembers where each path was found, keyed by the address of
- *   the path string: repeated reads with the same string (a literal, a
- *   Python bytes object) skip the strlen and the hash. The bytes are still
- *   compared on every read, so a buffer reused for other paths is correct,
- *   only slower. That comparison reads the path 8 bytes at a time, up to 7
- *   bytes past its NUL but never into another page (as glibc's strlen does):
- *   memory checkers such as Valgrind's memcheck may report it; it is benign.
+ * - A by-path getter reads the caller's path up to its terminating NUL and
+ *   never a byte beyond (memory checkers have nothing to report). A handle
+ *   remembers where recent paths were found, so a repeated read costs a
+ *   strlen, a comparison and the copy; for hot loops and bindings a key
+ *   handle (confcast_key_new) parses and hashes the path once.
  * - No C++ exception crosses this ABI.
  */
 #ifndef CONFCAST_CONFCAST_H_
@@ -60,6 +58,7 @@
 extern "C" {
 #endif
 
+/* Marks what libconfcast.so exports. #undef'd at the end of this header. */
 #if defined(__GNUC__)
 #define CONFCAST_API __attribute__((visibility("default")))
 #else
@@ -151,6 +150,45 @@ CONFCAST_API int confcast_info_get(confcast_subscriber *sub, confcast_info *out)
 
 /* A static, human-readable message for a status code. Never NULL. */
 CONFCAST_API const char *confcast_strerror(int status);
+
+/* Key handles: a path parsed and hashed once, for hot loops and bindings.
+ *
+ * A key remembers where its path was last found, so a read through it skips
+ * the strlen, the hash and the table probe: a few loads from the segment.
+ * A key belongs to no subscriber: it may be shared by any number of threads
+ * and used with any number of handles, of any segments, at once (a place
+ * found in one segment is re-checked, and re-resolved if need be, in
+ * another). Free it after the last read that uses it.
+ *
+ *   static confcast_key *retries;
+ *   if (!retries && confcast_key_new("llm.max_retries", &retries) != CONFCAST_OK) ...;
+ *   int64_t n;
+ *   int rc = confcast_get_int_key(sub, retries, &n, NULL);
+ */
+typedef struct confcast_key confcast_key;
+
+/* Copies and hashes `path` (a dotted path, as for confcast_get_int) into a
+ * new key in *out. No segment is read: a path that no version has yet is a
+ * valid key (its reads give NOT_FOUND). Errors: INVALID (path or out NULL),
+ * SYSTEM (out of memory). */
+CONFCAST_API int confcast_key_new(const char *path, confcast_key **out);
+
+/* Frees a key. NULL is ignored. No read may be using it. */
+CONFCAST_API void confcast_key_free(confcast_key *key);
+
+/* The getters of the same names without _key, reading key's path: the same
+ * values, versions, conversions, buffer rules and errors (INVALID for a
+ * NULL sub, key, out or len, or a NULL buf with cap > 0). */
+CONFCAST_API int confcast_get_int_key(confcast_subscriber *sub, const confcast_key *key, int64_t *out,
+                                      uint64_t *version);
+CONFCAST_API int confcast_get_double_key(confcast_subscriber *sub, const confcast_key *key, double *out,
+                                         uint64_t *version);
+CONFCAST_API int confcast_get_bool_key(confcast_subscriber *sub, const confcast_key *key, int *out,
+                                       uint64_t *version);
+CONFCAST_API int confcast_get_string_key(confcast_subscriber *sub, const confcast_key *key, char *buf,
+                                         size_t cap, size_t *len, uint64_t *version);
+
+#undef CONFCAST_API
 
 #ifdef __cplusplus
 }

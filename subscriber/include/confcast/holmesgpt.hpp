@@ -10,7 +10,8 @@
 // getter locks, allocates or makes a system call. Pin again (per request,
 // say) to see a newer version; Pin costs one copy of the snapshot.
 // A field missing from the snapshot (a segment published with another
-// schema) reads as the built-in default of CONTRACT section 1.
+// schema) reads as the built-in default of the HolmesGPT schema
+// (docs/schema.md).
 // Threading: a Config is immutable; share it between threads freely.
 #ifndef CONFCAST_HOLMESGPT_HPP_
 #define CONFCAST_HOLMESGPT_HPP_
