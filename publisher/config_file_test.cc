@@ -19,9 +19,9 @@
 namespace confcast::publisher {
 namespace {
 
+using test_support::TempDir;
 using testing_support::ErrorOf;
 using testing_support::IsError;
-using testing_support::ScratchDir;
 
 FileBytes ReadOk(const std::string& path, uint64_t max_bytes = 1 << 20) {
   auto result = ReadConfigFile(path, max_bytes);
@@ -41,7 +41,7 @@ TEST(ConfigFile, Sha256OfKnownStrings) {
 }
 
 TEST(ConfigFile, ReadsARegularFileAndHashesIt) {
-  ScratchDir dir;
+  TempDir dir("config");
   const std::string path = dir.Write("config.yaml", "abc");
   const FileBytes file = ReadOk(path);
   EXPECT_EQ(file.bytes, "abc");
@@ -55,7 +55,7 @@ TEST(ConfigFile, ReadsARegularFileAndHashesIt) {
 
 TEST(ConfigFile, FollowsTheKubeletSymlinkChain) {
   // config.yaml -> ..data/config.yaml, ..data -> ..2024_01_01_00_00_00.1/
-  ScratchDir dir;
+  TempDir dir("config");
   std::filesystem::create_directory(dir.path() / "..2024_01_01_00_00_00.1");
   dir.Write("..2024_01_01_00_00_00.1/config.yaml", "llm:\n  model: a\n");
   std::filesystem::create_directory_symlink("..2024_01_01_00_00_00.1", dir.path() / "..data");
@@ -64,7 +64,7 @@ TEST(ConfigFile, FollowsTheKubeletSymlinkChain) {
 }
 
 TEST(ConfigFile, AFifoIsRefusedWithoutBlocking) {
-  ScratchDir dir;
+  TempDir dir("config");
   const std::string path = (dir.path() / "config.yaml").string();
   ASSERT_EQ(::mkfifo(path.c_str(), 0600), 0);
   // No writer ever opens the FIFO: a blocking open or read would hang here.
@@ -95,7 +95,7 @@ bool OpenedWhile(const std::string& path, Fn&& fn) {
 // opening one can do things of its own (block, rewind a tape, take a
 // terminal), whatever flags the open carries.
 TEST(ConfigFile, AFifoIsNeverOpened) {
-  ScratchDir dir;
+  TempDir dir("config");
   const std::string path = (dir.path() / "config.yaml").string();
   ASSERT_EQ(::mkfifo(path.c_str(), 0600), 0);
   EXPECT_FALSE(OpenedWhile(path, [&] { EXPECT_EQ(ErrorOf(ReadConfigFile(path, 1 << 20)).reason, Reason::kIo); }));
@@ -103,7 +103,7 @@ TEST(ConfigFile, AFifoIsNeverOpened) {
 
 TEST(ConfigFile, ADeviceIsNeverOpened) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root, to make a device node";
-  ScratchDir dir;
+  TempDir dir("config");
   const std::string path = (dir.path() / "config.yaml").string();
   ASSERT_EQ(::mknod(path.c_str(), S_IFCHR | 0600, makedev(1, 3)), 0);  // a /dev/null of our own
   // Followed through a symlink too, as the kubelet's ..data links are.
@@ -118,13 +118,13 @@ TEST(ConfigFile, ADeviceIsNeverOpened) {
 }
 
 TEST(ConfigFile, ADirectoryIsRefused) {
-  ScratchDir dir;
+  TempDir dir("config");
   EXPECT_TRUE(IsError(ErrorOf(ReadConfigFile(dir.path().string(), 1 << 20)), Reason::kIo, 0, 0, "",
                       "is a directory, not a regular file"));
 }
 
 TEST(ConfigFile, AMissingFileOrDanglingSymlinkIsRefused) {
-  ScratchDir dir;
+  TempDir dir("config");
   EXPECT_TRUE(IsError(ErrorOf(ReadConfigFile((dir.path() / "absent.yaml").string(), 1 << 20)), Reason::kIo, 0, 0, "",
                       "cannot open the file: No such file or directory"));
   std::filesystem::create_symlink("gone.yaml", dir.path() / "config.yaml");
@@ -137,14 +137,14 @@ TEST(ConfigFile, AMissingFileOrDanglingSymlinkIsRefused) {
 
 TEST(ConfigFile, AnUnreadableFileIsRefused) {
   if (::geteuid() == 0) GTEST_SKIP() << "root can read a mode-000 file";
-  ScratchDir dir;
+  TempDir dir("config");
   const std::string path = dir.Write("config.yaml", "a: 1\n");
   ASSERT_EQ(::chmod(path.c_str(), 0), 0);
   EXPECT_TRUE(IsError(ErrorOf(ReadConfigFile(path, 1 << 20)), Reason::kIo, 0, 0, "", "Permission denied"));
 }
 
 TEST(ConfigFile, AFileAboveTheLimitIsRefusedUnread) {
-  ScratchDir dir;
+  TempDir dir("config");
   const std::string at_limit = dir.Write("at.yaml", std::string(100, 'a'));
   EXPECT_EQ(ReadOk(at_limit, 100).bytes.size(), 100u);
   const std::string above = dir.Write("above.yaml", std::string(101, 'a'));

@@ -1,6 +1,7 @@
-// config_test_support.hpp - helpers shared by the config/schema unit tests:
-// a scratch directory that cleans up after itself, the test-data location,
-// and one assertion that checks every part of a ConfigError at once.
+// config_test_support.hpp - what the config/schema unit tests share beyond
+// the test-support library (tests/support/: scratch directories, file
+// writes): the test-data location, and one assertion that checks every part
+// of a ConfigError at once.
 //
 // Threading: test-only, single-threaded use.
 #ifndef CONFCAST_PUBLISHER_CONFIG_TEST_SUPPORT_HPP_
@@ -10,11 +11,11 @@
 #include <stdlib.h>
 
 #include <filesystem>
-#include <fstream>
 #include <string>
 #include <string_view>
 #include <variant>
 
+#include "../tests/support/scratch.hpp"
 #include "config_error.hpp"
 
 namespace confcast::publisher::testing_support {
@@ -23,37 +24,6 @@ namespace confcast::publisher::testing_support {
 inline std::filesystem::path ConfigDataDir() {
   return std::filesystem::path(__FILE__).parent_path().parent_path() / "tests" / "data" / "configs";
 }
-
-inline std::string ReadText(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
-class ScratchDir {
- public:
-  ScratchDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "confcast-config-test-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  ScratchDir(const ScratchDir&) = delete;
-  ScratchDir& operator=(const ScratchDir&) = delete;
-  ~ScratchDir() {
-    std::error_code ignored;
-    std::filesystem::permissions(path_, std::filesystem::perms::owner_all, ignored);
-    std::filesystem::remove_all(path_, ignored);
-  }
-  const std::filesystem::path& path() const { return path_; }
-  std::string Write(const std::string& name, std::string_view bytes) const {
-    const auto file = path_ / name;
-    std::ofstream out(file, std::ios::binary | std::ios::trunc);
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    return file.string();
-  }
-
- private:
-  std::filesystem::path path_;
-};
 
 // Checks reason, position, path and that the message contains `fragment`.
 inline ::testing::AssertionResult IsError(const ConfigError& error, Reason reason, int line, int column,

@@ -16,10 +16,10 @@
 namespace confcast::publisher {
 namespace {
 
+using test_support::ReadFile;
 using testing_support::ConfigDataDir;
 using testing_support::ErrorOf;
 using testing_support::IsError;
-using testing_support::ReadText;
 
 YamlDocument ParseOk(std::string_view text) {
   auto result = ParseYamlDocument(text, "t.yaml");
@@ -165,7 +165,7 @@ TEST(ConfigYaml, SeveralDocumentsAreRejectedAtTheSecondOne) {
   EXPECT_TRUE(IsError(ParseFails("a: 1\n---\n"), Reason::kParse, 2, 1, "", "a second YAML document"));
   // One document with explicit markers is fine.
   EXPECT_EQ(ParseOk("---\na: 1\n...\n").root_node().entries.size(), 1u);
-  const auto from_file = ReadText(ConfigDataDir() / "bad_two_documents.yaml");
+  const auto from_file = ReadFile(ConfigDataDir() / "bad_two_documents.yaml");
   EXPECT_TRUE(IsError(ParseFails(from_file), Reason::kParse, 4, 1, "", "a second YAML document"));
 }
 
@@ -180,7 +180,7 @@ TEST(ConfigYaml, DuplicateKeysAreRejectedAtTheSecondKey) {
   EXPECT_TRUE(IsError(ParseFails("&k a: 1\n*k : 2\n"), Reason::kParse, 2, 1, "a", "duplicate key"));
   // Equal keys in different maps are fine.
   ParseOk("a: {x: 1}\nb: {x: 1}\n");
-  const auto from_file = ReadText(ConfigDataDir() / "bad_duplicate_key.yaml");
+  const auto from_file = ReadFile(ConfigDataDir() / "bad_duplicate_key.yaml");
   EXPECT_TRUE(IsError(ParseFails(from_file), Reason::kParse, 6, 3, "llm.max_retries", "duplicate key"));
 }
 
@@ -287,7 +287,7 @@ TEST(ConfigYaml, TextProblemsAreReportedAtTheirByte) {
   EXPECT_TRUE(IsError(ParseFails(std::string("a: 1\n\n  b\0c", 11)), Reason::kParse, 3, 4, "", "NUL byte"));
   EXPECT_TRUE(IsError(ParseFails("a: \x01\x02\x03\n"), Reason::kParse, 1, 4, "", "character U+0001 is not allowed"));
   EXPECT_TRUE(IsError(ParseFails("a: \x7F\n"), Reason::kParse, 1, 4, "", "U+007F"));
-  const auto binary = ReadText(ConfigDataDir() / "bad_binary.bin");
+  const auto binary = ReadFile(ConfigDataDir() / "bad_binary.bin");
   EXPECT_EQ(ParseFails(binary).reason, Reason::kParse);
   // Non-ASCII text and tabs in values are fine.
   EXPECT_EQ(Value(ParseOk("a: \"x\ty\"\nb: 日本語 ✓\n"), "b").text, "日本語 ✓");
@@ -350,8 +350,8 @@ TEST(ConfigYaml, AQuotedStringNeverClosedIsASyntaxErrorWhereItStarts) {
   EXPECT_TRUE(IsError(ParseFails("l:\n  - ok\n  - \"x\n"), Reason::kParse, 3, 5, "l.1", "never closed"));
   // A multi-byte character before the quote: the column counts characters.
   EXPECT_TRUE(IsError(ParseFails("\xC3\xA9: \"x\n"), Reason::kParse, 1, 4, "\xC3\xA9", "never closed"));
-  const auto from_file = ReadText(std::filesystem::path(ConfigDataDir()).parent_path() / "process" /
-                                  "check_unterminated_quote.yaml");
+  const auto from_file =
+      ReadFile(std::filesystem::path(ConfigDataDir()).parent_path() / "process" / "check_unterminated_quote.yaml");
   EXPECT_TRUE(IsError(ParseFails(from_file), Reason::kParse, 3, 10, "llm.model", "never closed"));
 }
 
@@ -397,7 +397,7 @@ TEST(ConfigYaml, QuotesThatAreClosedOrNotQuotesAtAllStillParse) {
   for (const auto& entry : std::filesystem::directory_iterator(ConfigDataDir())) {
     const std::string name = entry.path().filename().string();
     if (name.rfind("bad_", 0) == 0 || entry.path().extension() != ".yaml") continue;
-    const auto result = ParseYamlDocument(ReadText(entry.path()), name);
+    const auto result = ParseYamlDocument(ReadFile(entry.path()), name);
     if (const auto* error = std::get_if<ConfigError>(&result)) {
       EXPECT_EQ(error->message.find("never closed"), std::string::npos) << error->ToString();
     }
@@ -418,7 +418,7 @@ TEST(ConfigYaml, RecursiveAliasIsRejected) {
 
 TEST(ConfigYaml, AliasExpansionIsCapped) {
   const auto started = std::chrono::steady_clock::now();
-  const auto laughs = ReadText(ConfigDataDir() / "bad_billion_laughs.yaml");
+  const auto laughs = ReadFile(ConfigDataDir() / "bad_billion_laughs.yaml");
   const ConfigError error = ParseFails(laughs);
   EXPECT_TRUE(IsError(error, Reason::kParse, error.line, error.column, error.path,
                       "alias expansion: the document expands to more than 1000000 values"));

@@ -9,6 +9,7 @@
 #include "file_watcher.hpp"
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <poll.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
@@ -28,35 +29,16 @@
 #include <system_error>
 #include <vector>
 
-#include <gtest/gtest.h>
+#include "../tests/support/scratch.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
 using confcast::publisher::FileWatcher;
+using namespace confcast::test_support;  // NOLINT: scratch files are this file's vocabulary
 using Clock = std::chrono::steady_clock;
 
 constexpr std::chrono::milliseconds kEventTimeout{5000};
-
-[[noreturn]] void ThrowErrno(const std::string& what) {
-  throw std::system_error(errno, std::generic_category(), what);
-}
-
-// Writes through the existing inode (O_TRUNC), like `echo > file`.
-void WriteInPlace(const std::string& path, std::string_view content) {
-  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) ThrowErrno("open " + path);
-  if (write(fd, content.data(), content.size()) != static_cast<ssize_t>(content.size())) {
-    close(fd);
-    ThrowErrno("write " + path);
-  }
-  if (close(fd) != 0) ThrowErrno("close " + path);
-}
-
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
 
 void MakeSymlink(const std::string& target, const std::string& link) {
   if (symlink(target.c_str(), link.c_str()) != 0) ThrowErrno("symlink " + link);
@@ -186,22 +168,12 @@ class EventWitness {
 
 class FileWatcherTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    std::string pattern = "/tmp/confcast-file-watcher-XXXXXX";
-    if (mkdtemp(pattern.data()) == nullptr) ThrowErrno("mkdtemp");
-    root_ = pattern;
-    dir_ = root_ + "/conf";
-    config_ = dir_ + "/config.yaml";
-    fs::create_directory(dir_);
-  }
-  void TearDown() override {
-    std::error_code ignored;
-    fs::remove_all(root_, ignored);
-  }
+  void SetUp() override { fs::create_directory(dir_); }
 
-  std::string root_;
-  std::string dir_;
-  std::string config_;
+  TempDir scratch_{"file-watcher"};
+  std::string root_ = scratch_.path().string();
+  std::string dir_ = root_ + "/conf";
+  std::string config_ = dir_ + "/config.yaml";
 };
 
 TEST_F(FileWatcherTest, FdIsNonBlockingCloseOnExecAndIdleHandleEventsReturnsAtOnce) {
@@ -238,7 +210,7 @@ TEST_F(FileWatcherTest, InPlaceWriteIsReportedOnCloseNotBefore) {
 
   ASSERT_EQ(close(fd), 0);
   EXPECT_TRUE(ChangeReported(watcher));
-  EXPECT_EQ(ReadAll(config_), "a: 2\n");
+  EXPECT_EQ(ReadFile(config_), "a: 2\n");
   EXPECT_FALSE(FdReadableNow(watcher.fd()));
 }
 
@@ -254,7 +226,7 @@ TEST_F(FileWatcherTest, WriteToTempAndRenameOverIsReported) {
 
   Rename(temp, config_);
   EXPECT_TRUE(ChangeReported(watcher));
-  EXPECT_EQ(ReadAll(config_), "a: 2\n");
+  EXPECT_EQ(ReadFile(config_), "a: 2\n");
 }
 
 TEST_F(FileWatcherTest, DeleteThenRecreateIsReported) {
@@ -274,7 +246,7 @@ TEST_F(FileWatcherTest, DeleteThenRecreateIsReported) {
   ASSERT_EQ(write(fd, "2\n", 2), 2);
   ASSERT_EQ(close(fd), 0);
   EXPECT_TRUE(ChangeReported(watcher));
-  EXPECT_EQ(ReadAll(config_), "a: 2\n");
+  EXPECT_EQ(ReadFile(config_), "a: 2\n");
 }
 
 TEST_F(FileWatcherTest, HardLinkAndSymlinkCreationAreReported) {
@@ -297,7 +269,7 @@ TEST_F(FileWatcherTest, HardLinkAndSymlinkCreationAreReported) {
   // The symlink's target is the config now: writing it in place is a change.
   WriteInPlace(staged, "a: 3\n");
   EXPECT_TRUE(ChangeReported(watcher));
-  EXPECT_EQ(ReadAll(config_), "a: 3\n");
+  EXPECT_EQ(ReadFile(config_), "a: 3\n");
 }
 
 TEST_F(FileWatcherTest, KubeletConfigMapSwapIsReportedEveryTime) {
@@ -326,7 +298,7 @@ TEST_F(FileWatcherTest, KubeletConfigMapSwapIsReportedEveryTime) {
 
     Rename(dir_ + "/..data_tmp", dir_ + "/..data");
     EXPECT_TRUE(ChangeReported(watcher)) << "generation " << generation;
-    EXPECT_EQ(ReadAll(config_), "generation: " + std::to_string(generation) + "\n");
+    EXPECT_EQ(ReadFile(config_), "generation: " + std::to_string(generation) + "\n");
     EXPECT_EQ(WatchOf(watcher, new_dir), new_dir + " (config.yaml)");
 
     fs::remove_all(old_dir);
@@ -352,7 +324,7 @@ TEST_F(FileWatcherTest, SymlinkIntoAnotherDirectoryIsFollowedAndRetargeted) {
 
   WriteInPlace(real_dir + "/real.yaml", "a: 2\n");
   EXPECT_TRUE(ChangeReported(watcher));
-  EXPECT_EQ(ReadAll(config_), "a: 2\n");
+  EXPECT_EQ(ReadFile(config_), "a: 2\n");
 
   WriteInPlace(real_dir + "/neighbour.yaml", "b: 1\n");
   ASSERT_TRUE(real_witness.Saw("neighbour.yaml", IN_CLOSE_WRITE));
@@ -362,7 +334,7 @@ TEST_F(FileWatcherTest, SymlinkIntoAnotherDirectoryIsFollowedAndRetargeted) {
   MakeSymlink("../opt/next.yaml", dir_ + "/config.yaml.new");
   Rename(dir_ + "/config.yaml.new", config_);
   EXPECT_TRUE(ChangeReported(watcher));
-  EXPECT_EQ(ReadAll(config_), "a: 10\n");
+  EXPECT_EQ(ReadFile(config_), "a: 10\n");
   EXPECT_EQ(WatchOf(watcher, real_dir), "") << "stale watch kept on the old target's directory";
   EXPECT_EQ(WatchOf(watcher, next_dir), next_dir + " (next.yaml)");
   EXPECT_FALSE(FdReadableNow(watcher.fd())) << "the dropped watch's IN_IGNORED was left pending";
@@ -410,7 +382,7 @@ TEST_F(FileWatcherTest, DeletedDirectoryIsAwaitedAndItsReturnReported) {
   WriteInPlace(config_, "a: 2\n");
   EXPECT_TRUE(ChangeReported(watcher));
   EXPECT_EQ(watcher.WatchedPaths(), std::vector<std::string>{dir_ + " (config.yaml, ..*)"});
-  EXPECT_EQ(ReadAll(config_), "a: 2\n");
+  EXPECT_EQ(ReadFile(config_), "a: 2\n");
   WriteInPlace(config_, "a: 3\n");
   EXPECT_TRUE(ChangeReported(watcher)) << "the recreated directory is not watched";
 
@@ -471,7 +443,7 @@ TEST_F(FileWatcherTest, MissingDirectoriesAreAwaitedComponentByComponent) {
   fs::create_directories(root_ + "/a/b");
   WriteInPlace(deep_config, "a: 2\n");
   EXPECT_TRUE(ChangeReported(watcher));
-  EXPECT_EQ(ReadAll(deep_config), "a: 2\n");
+  EXPECT_EQ(ReadFile(deep_config), "a: 2\n");
   WriteInPlace(deep_config, "a: 3\n");
   EXPECT_TRUE(ChangeReported(watcher));
 }
@@ -487,7 +459,7 @@ TEST_F(FileWatcherTest, DanglingSymlinkTargetDirectoryIsAwaited) {
   EXPECT_EQ(WatchOf(watcher, root_ + "/later"), root_ + "/later (config.yaml)");
   WriteInPlace(root_ + "/later/config.yaml", "a: 1\n");
   EXPECT_TRUE(ChangeReported(watcher));
-  EXPECT_EQ(ReadAll(config_), "a: 1\n");
+  EXPECT_EQ(ReadFile(config_), "a: 1\n");
 }
 
 TEST_F(FileWatcherTest, ChmodAndTouchAreReported) {

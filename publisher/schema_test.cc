@@ -19,11 +19,11 @@ namespace confcast::publisher {
 namespace {
 
 using nlohmann::json;
+using test_support::ReadFile;
+using test_support::TempDir;
 using testing_support::ConfigDataDir;
 using testing_support::ErrorOf;
 using testing_support::IsError;
-using testing_support::ReadText;
-using testing_support::ScratchDir;
 
 ValidatedConfig ValidOk(std::string_view text, const Schema& schema = Schema::HolmesGpt(), bool strict = false) {
   auto result = ParseAndValidate(text, "c.yaml", schema, strict);
@@ -80,7 +80,7 @@ TEST(HolmesGptSchema, MissingFieldsTakeTheirDefaults) {
 
   json expected = kHolmesDefaults;
   expected["llm"]["model"] = "claude-3-5-sonnet";
-  EXPECT_EQ(ValidOk(ReadText(ConfigDataDir() / "holmesgpt_minimal.yaml")).config, expected);
+  EXPECT_EQ(ValidOk(ReadFile(ConfigDataDir() / "holmesgpt_minimal.yaml")).config, expected);
 
   expected = kHolmesDefaults;
   expected["llm"]["max_retries"] = 0;
@@ -134,7 +134,7 @@ TEST(HolmesGptSchema, YamlCharacterEscapesArePublishedAsUtf8) {
 }
 
 TEST(HolmesGptSchema, WrongTypesAndRangesAreRejectedWithPositionAndExpectation) {
-  EXPECT_TRUE(IsError(Invalid(ReadText(ConfigDataDir() / "bad_max_retries.yaml")), Reason::kValidate, 3, 16,
+  EXPECT_TRUE(IsError(Invalid(ReadFile(ConfigDataDir() / "bad_max_retries.yaml")), Reason::kValidate, 3, 16,
                       "llm.max_retries", "expected an integer from 0 to 10, got 42"));
   EXPECT_EQ(Invalid("llm:\n  max_retries: 42\n").ToString(),
             "c.yaml:2:16: llm.max_retries: expected an integer from 0 to 10, got 42");
@@ -252,7 +252,7 @@ TEST(HolmesGptSchema, ToolsetsAreMapsWithABoolEnabled) {
 }
 
 TEST(HolmesGptSchema, UnknownKeysAreKeptWithAWarningOrRejectedWhenStrict) {
-  const std::string text = ReadText(ConfigDataDir() / "holmesgpt_unknown_keys.yaml");
+  const std::string text = ReadFile(ConfigDataDir() / "holmesgpt_unknown_keys.yaml");
   const ValidatedConfig result = ValidOk(text);
   EXPECT_EQ(result.config["llm"]["max_retires"], 4);
   EXPECT_EQ(result.config["llm"]["max_retries"], 3);
@@ -289,7 +289,7 @@ TEST(HolmesGptSchema, AmbiguousDottedPathsAreRejected) {
 // ---- a custom --schema file -------------------------------------------------
 
 TEST(CustomSchema, AppliesWildcardsDefaultsEnumsAndNormalisation) {
-  const ValidatedConfig result = ValidOk(ReadText(ConfigDataDir() / "app_good.yaml"), AppSchema(), true);
+  const ValidatedConfig result = ValidOk(ReadFile(ConfigDataDir() / "app_good.yaml"), AppSchema(), true);
   EXPECT_TRUE(result.warnings.empty());
   EXPECT_EQ(result.config, json::parse(R"({
     "service": {"name": "payments", "port": 8080, "mode": "standby", "ratio": 1.0, "workers": 2},
@@ -363,7 +363,7 @@ TEST(CustomSchema, AFloatFieldWithoutBoundsStillRefusesNonFiniteNumbers) {
 }
 
 TEST(CustomSchema, SchemaFilesShareTheSizeDepthAndAliasLimits) {
-  ScratchDir dir;
+  TempDir dir("config");
   EXPECT_TRUE(IsError(ErrorOf(Schema::FromFile((dir.path() / "none.yaml").string())), Reason::kIo, 0, 0, "",
                       "No such file or directory"));
   const std::string big = dir.Write("big.yaml", "fields: []\n" + std::string(Schema::kMaxFileBytes, '#'));
@@ -377,14 +377,14 @@ TEST(CustomSchema, SchemaFilesShareTheSizeDepthAndAliasLimits) {
                         return path;
                       }(),
                       "nesting deeper than 64 levels"));
-  const std::string laughs = dir.Write("laughs.yaml", ReadText(ConfigDataDir() / "bad_billion_laughs.yaml"));
+  const std::string laughs = dir.Write("laughs.yaml", ReadFile(ConfigDataDir() / "bad_billion_laughs.yaml"));
   EXPECT_TRUE(IsError(ErrorOf(Schema::FromFile(laughs)), Reason::kParse, 8, 63, "lol6.7", "alias expansion"));
 }
 
 TEST(CustomSchema, TheDocumentedExamplesLoad) {
   // Every ```yaml block of docs/schema.md that is a schema (has a top-level
   // "fields:") must load; the full example must equal tests/data/configs/app_schema.yaml.
-  const std::string doc = ReadText(ConfigDataDir().parent_path().parent_path().parent_path() / "docs" / "schema.md");
+  const std::string doc = ReadFile(ConfigDataDir().parent_path().parent_path().parent_path() / "docs" / "schema.md");
   ASSERT_FALSE(doc.empty());
   const std::regex block("```yaml\n([\\s\\S]*?)```");
   int schemas = 0;
@@ -394,7 +394,7 @@ TEST(CustomSchema, TheDocumentedExamplesLoad) {
     if (text.rfind("fields:", 0) != 0 && text.find("\nfields:") == std::string::npos) continue;
     ++schemas;
     LoadSchema(text);
-    if (text == ReadText(ConfigDataDir() / "app_schema.yaml")) found_app_schema = true;
+    if (text == ReadFile(ConfigDataDir() / "app_schema.yaml")) found_app_schema = true;
   }
   EXPECT_GE(schemas, 2);
   EXPECT_TRUE(found_app_schema);

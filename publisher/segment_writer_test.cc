@@ -21,12 +21,12 @@
 #include <fstream>
 #include <iterator>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
+#include "../tests/support/segment_guard.hpp"
 #include "confcast/subscriber.hpp"
 #include "snapshot_builder.hpp"
 
@@ -36,8 +36,6 @@ namespace {
 class SegmentWriterVersions : public ::testing::Test {
  protected:
   void TearDown() override {
-    shm_unlink(("/" + name_).c_str());
-    shm_unlink(("/" + name_ + ".confcast-lock").c_str());  // the publisher lock beside it
     for (const std::string& t : Temporaries()) ::unlink(("/dev/shm/" + t).c_str());
   }
 
@@ -86,6 +84,7 @@ class SegmentWriterVersions : public ::testing::Test {
 
   const std::string name_ = "confcast-segment-writer-test-" + std::to_string(getpid()) + "-" +
                             ::testing::UnitTest::GetInstance()->current_test_info()->name();
+  const test_support::SegmentGuard segment_{name_};
 };
 
 // What a pending replacement may change in the old segment: the liveness

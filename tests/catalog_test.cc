@@ -17,8 +17,8 @@
 // read it anyway); as any other user it runs as that user.
 //
 // Threading: single-threaded test; the publisher is a separate process.
-#include <gtest/gtest.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -30,11 +30,16 @@
 #include <vector>
 
 #include "confcast/subscriber.hpp"
-#include "reliability_support.hpp"
+#include "support/child_process.hpp"
+#include "support/names.hpp"
+#include "support/publisher.hpp"
+#include "support/scratch.hpp"
+#include "support/segment_guard.hpp"
+#include "support/wait.hpp"
 
 namespace {
 
-using namespace confcast::reliability;
+using namespace confcast::test_support;
 using confcast::layout::kReasonCount;
 
 constexpr uint32_t kIo = confcast::layout::kReasonIo;
@@ -93,7 +98,7 @@ const std::string kWouldExceed =
 struct Row {
   std::string kind;
   // Puts the bad input at `path` (the watched file); `dir` is its directory.
-  std::function<void(const std::string& path, const ScratchDir& dir)> apply;
+  std::function<void(const std::string& path, const TempDir& dir)> apply;
   uint32_t reason;
   std::string position;     // ":LINE:COLUMN" right after the file name, "" when none applies
   std::string config_path;  // the dotted path the message names, "" when none applies
@@ -104,8 +109,11 @@ struct Row {
 Row Content(std::string kind, std::string bytes, uint32_t reason, std::string position, std::string config_path,
             std::string message) {
   return Row{std::move(kind),
-             [bytes = std::move(bytes)](const std::string& path, const ScratchDir&) { ReplaceFile(path, bytes); },
-             reason, std::move(position), std::move(config_path), std::move(message)};
+             [bytes = std::move(bytes)](const std::string& path, const TempDir&) { WriteViaRename(path, bytes); },
+             reason,
+             std::move(position),
+             std::move(config_path),
+             std::move(message)};
 }
 
 // Replaces whatever is at `path` (file, directory, FIFO, symlink) with `make`
@@ -205,23 +213,23 @@ std::vector<Row> Catalog() {
               "unknown key (not in the schema; --strict rejects unknown keys); did you mean \"model\"?"));
   // The file itself.
   add(Row{"a file the publisher may not read",
-          [](const std::string& path, const ScratchDir&) { ReplaceFile(path, GoodConfig(999), 0000); }, kIo, "", "",
+          [](const std::string& path, const TempDir&) { WriteViaRename(path, GoodConfig(999), 0000); }, kIo, "", "",
           "cannot open the file: Permission denied"});
   add(Row{"a directory where the file should be",
-          [](const std::string& path, const ScratchDir&) {
+          [](const std::string& path, const TempDir&) {
             unlink(path.c_str());  // a directory cannot be renamed over a file: two steps
             mkdir(path.c_str(), 0755);
           },
           kIo, "", "", "is a directory, not a regular file", 2});
   add(Row{"a dangling symlink",
-          [](const std::string& path, const ScratchDir& dir) {
+          [](const std::string& path, const TempDir& dir) {
             ReplaceWith(path, [&](const std::string& tmp) { symlink((dir / "no-such-target.yaml").c_str(), tmp.c_str()); });
           },
           kIo, "", "", "cannot open the file: No such file or directory (a symlink whose target does not exist)"});
-  add(Row{"the file deleted", [](const std::string& path, const ScratchDir&) { unlink(path.c_str()); }, kIo, "", "",
+  add(Row{"the file deleted", [](const std::string& path, const TempDir&) { unlink(path.c_str()); }, kIo, "", "",
           "cannot open the file: No such file or directory"});
   add(Row{"a FIFO in place of the file",
-          [](const std::string& path, const ScratchDir&) {
+          [](const std::string& path, const TempDir&) {
             ReplaceWith(path, [](const std::string& tmp) { mkfifo(tmp.c_str(), 0644); });
           },
           kIo, "", "", "is a FIFO (named pipe), not a regular file"});
@@ -246,12 +254,12 @@ Counters Read(const confcast::Subscriber& sub) {
   return c;
 }
 
-std::string StatusOutput(const std::string& segment, const ScratchDir& dir) {
+std::string StatusOutput(const std::string& segment, const TempDir& dir) {
   const std::string out = dir / "status.txt";
   unlink(out.c_str());
-  auto ctl = Process::Spawn({{CONFCAST_CTL_BIN, "--segment", segment, "status"}, out, std::nullopt, std::nullopt});
-  EXPECT_TRUE(ctl->WaitExit(milliseconds(10000)));
-  EXPECT_EQ(ctl->exit_code(), 0);
+  auto ctl = ChildProcess::Spawn({CONFCAST_CTL_BIN, "--segment", segment, "status"}, {.output_path = out});
+  EXPECT_TRUE(ctl.WaitExit(milliseconds(10000)));
+  EXPECT_EQ(ctl.exit_code(), 0);
   return ReadFile(out);
 }
 
@@ -259,24 +267,24 @@ TEST(Catalog, EveryKindOfBadConfigIsRejectedAndTheLastGoodVersionKeepsBeingServe
   const std::vector<Row> rows = Catalog();
   ASSERT_GE(rows.size(), 25u);
 
-  ScratchDir dir("catalog");
+  TempDir dir("catalog");
   const std::string config = dir / "config.yaml";
   const std::string log = dir / "publisher.log";
-  ShmGuard segment(UniqueName("catalog"));
-  ReplaceFile(config, GoodConfig(0));
-  const std::optional<Unprivileged> user = NobodyIfRoot();
-  auto publisher = Process::Spawn(
-      {{CONFCAST_PUBLISHER_BIN, "--config", config, "--segment", segment.name(), "--metrics-address", "none",
-        "--debounce-ms", "60", "--strict", "--max-config-bytes", std::to_string(kMaxConfigBytes)},
-       log, user, std::nullopt});
+  SegmentGuard segment(UniqueName("catalog"));
+  WriteViaRename(config, GoodConfig(0));
+  const std::optional<User> user = NobodyIfRoot();
+  auto publisher = ChildProcess::Spawn(
+      {CONFCAST_PUBLISHER_BIN, "--config", config, "--segment", segment.name(), "--metrics-address", "none",
+       "--debounce-ms", "60", "--strict", "--max-config-bytes", std::to_string(kMaxConfigBytes)},
+      {.output_path = log, .as_user = user});
   RecordProperty("publisher_user", user ? "nobody" : "self");
 
-  std::unique_ptr<confcast::Subscriber> sub = OpenWhenReady(segment.name(), kEventTimeout);
+  std::optional<confcast::Subscriber> sub = OpenWhenReady(segment.name(), kEventTimeout);
   ASSERT_TRUE(sub) << ReadFile(log);
   uint64_t v = 0;
   ASSERT_EQ(sub->Wait(0, static_cast<int>(kEventTimeout.count()), &v), CONFCAST_OK) << ReadFile(log);
   ASSERT_EQ(sub->GetString("llm.model"), "good-0");
-  ASSERT_TRUE(WaitUntilWatching(publisher->pid(), kEventTimeout));
+  ASSERT_TRUE(WaitUntilWatching(publisher.pid(), kEventTimeout));
 
   int good = 0;
   for (const Row& row : rows) {
@@ -290,7 +298,7 @@ TEST(Catalog, EveryKindOfBadConfigIsRejectedAndTheLastGoodVersionKeepsBeingServe
     const std::string expected_prefix =
         config + row.position + ": " + (row.config_path.empty() ? "" : row.config_path + ": ");
     Counters after;
-    const bool rejected = PollUntil(
+    const bool rejected = WaitUntil(
         [&] {
           after = Read(*sub);
           return after.by_reason[row.reason] > before.by_reason[row.reason] &&
@@ -311,20 +319,21 @@ TEST(Catalog, EveryKindOfBadConfigIsRejectedAndTheLastGoodVersionKeepsBeingServe
 
     // The same message where an operator looks: confcastctl status, the log.
     EXPECT_NE(StatusOutput(segment.name(), dir).find("last error:       " + after.last_error), std::string::npos);
-    EXPECT_TRUE(PollUntil([&] { return ReadFile(log).find("rejected config: " + after.last_error) != std::string::npos; },
-                          kEventTimeout))
-        << "log:\n" << ReadFile(log);
+    EXPECT_TRUE(WaitUntil(
+        [&] { return ReadFile(log).find("rejected config: " + after.last_error) != std::string::npos; }, kEventTimeout))
+        << "log:\n"
+        << ReadFile(log);
 
     // The last good version is still served, by a publisher still running.
     EXPECT_EQ(after.version, before.version);
     EXPECT_EQ(sub->version(), before.version);
     EXPECT_EQ(sub->GetString("llm.model"), served);
-    ASSERT_TRUE(publisher->Running()) << "the publisher died on: " << row.kind << "\n" << ReadFile(log);
+    ASSERT_TRUE(publisher.Running()) << "the publisher died on: " << row.kind << "\n" << ReadFile(log);
 
     // And it publishes the next good file.
     std::error_code ignored;
     std::filesystem::remove_all(config, ignored);
-    ReplaceFile(config, GoodConfig(++good));
+    WriteViaRename(config, GoodConfig(++good));
     ASSERT_EQ(sub->Wait(before.version, static_cast<int>(kEventTimeout.count()), &v), CONFCAST_OK)
         << "no good version after: " << row.kind << "\n" << ReadFile(log);
     EXPECT_EQ(sub->GetString("llm.model"), "good-" + std::to_string(good));
@@ -333,11 +342,11 @@ TEST(Catalog, EveryKindOfBadConfigIsRejectedAndTheLastGoodVersionKeepsBeingServe
   confcast_info info;
   ASSERT_EQ(sub->Info(&info), CONFCAST_OK);
   EXPECT_EQ(info.reload_total, static_cast<uint64_t>(good) + 1);
-  EXPECT_TRUE(publisher->Running());
+  EXPECT_TRUE(publisher.Running());
   RecordProperty("bad_input_kinds", static_cast<int>(rows.size()));
-  publisher->Signal(SIGTERM);
-  ASSERT_TRUE(publisher->WaitExit(kEventTimeout));
-  EXPECT_EQ(publisher->exit_code(), 0);
+  publisher.Signal(SIGTERM);
+  ASSERT_TRUE(publisher.WaitExit(kEventTimeout));
+  EXPECT_EQ(publisher.exit_code(), 0);
 }
 
 }  // namespace
@@ -364,12 +373,12 @@ TEST(CatalogLimits, AmplifyingConfigsAreRefusedWithBoundedMemoryAndTime) {
   constexpr rlim_t kAddressSpace = 512ull << 20;
   constexpr long kMaxRssKb = 256 * 1024;
 #endif
-  ScratchDir dir("catalog-limits");
+  TempDir dir("catalog-limits");
   for (const auto& [kind, text] : inputs) {
     SCOPED_TRACE(kind);
     const std::string config = dir / "amplify.yaml";
     const std::string out = dir / "check.txt";
-    ReplaceFile(config, text);
+    WriteViaRename(config, text);
     ASSERT_LE(text.size(), size_t{1} << 20);
     const auto started = std::chrono::steady_clock::now();
     const pid_t pid = fork();

@@ -31,22 +31,26 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "confcast/layout.hpp"
 #include "confcast/subscriber.hpp"
-#include "reliability_support.hpp"
 #include "segment_writer.hpp"
+#include "support/child_process.hpp"
+#include "support/names.hpp"
+#include "support/publisher.hpp"
+#include "support/scratch.hpp"
+#include "support/segment_guard.hpp"
+#include "support/wait.hpp"
 
 namespace {
 
-using namespace confcast::reliability;
+using namespace confcast::test_support;
 using confcast::Subscriber;
 namespace layout = confcast::layout;
 
@@ -91,7 +95,7 @@ void Note(ReaderReport& r, const std::string& what) {
 [[noreturn]] void ReaderMain(const std::string& segment, SharedBoard* board, ReaderReport* report) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive a crashed test
   using Clock = std::chrono::steady_clock;
-  std::unique_ptr<Subscriber> sub;
+  std::optional<Subscriber> sub;
   const confcast::Key key_n("fault.n"), key_m("fault.m");
   uint64_t last_version = 0;
   int64_t last_n = -1;
@@ -125,7 +129,7 @@ void Note(ReaderReport& r, const std::string& what) {
   while (!board->stop.load()) {
     if (!sub) {
       try {
-        sub = std::make_unique<Subscriber>(segment);
+        sub.emplace(segment);
         report->opened.store(true);
       } catch (const confcast::Error&) {
         std::this_thread::sleep_for(milliseconds(1));
@@ -277,12 +281,12 @@ std::vector<uint64_t> OddSlots(const std::string& segment) {
 TEST(Fault, PublisherKilledAtRandomMomentsNeverHurtsReaders) {
   constexpr int kReaders = 3;
   constexpr int kKills = 200;
-  ScratchDir dir("fault-kill");
+  TempDir dir("fault-kill");
   const std::string config = dir / "config.yaml";
   const std::string log = dir / "publisher.log";
-  ShmGuard segment(UniqueName("kill"));
+  SegmentGuard segment(UniqueName("kill"));
   std::atomic<int64_t> written{1};
-  ReplaceFile(config, FaultConfig(1, true));
+  WriteViaRename(config, FaultConfig(1, true));
 
   void* mem = mmap(nullptr, sizeof(SharedBoard), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   ASSERT_NE(mem, MAP_FAILED);
@@ -317,7 +321,7 @@ TEST(Fault, PublisherKilledAtRandomMomentsNeverHurtsReaders) {
   std::thread writer([&] {
     while (!stop_writer.load()) {
       const int64_t n = written.load() + 1;
-      ReplaceFile(config, FaultConfig(n, true));
+      WriteViaRename(config, FaultConfig(n, true));
       written.store(n);
       std::this_thread::sleep_for(milliseconds(2));  // pacing: about one new config per publish
     }
@@ -331,14 +335,14 @@ TEST(Fault, PublisherKilledAtRandomMomentsNeverHurtsReaders) {
     }
   } join_writer{stop_writer, writer};
 
-  std::unique_ptr<Subscriber> watch;  // the test's own view of the segment
+  std::optional<Subscriber> watch;  // the test's own view of the segment
   std::unique_ptr<SlotWatch> slots;
   uint64_t last_version = 0;
   int up = 0, mid_write = 0, early = 0, aimed = 0;
   std::set<uint64_t> odd_seen;
   for (int k = 0; k < kKills; ++k) {
-    auto pub = Process::Spawn({PublisherArgs(config, segment.name(), {"--debounce-ms", "0", "--log-level", "error"}),
-                               log, std::nullopt, std::nullopt});
+    auto pub = ChildProcess::Spawn(
+        PublisherArgs(config, segment.name(), {"--debounce-ms", "0", "--log-level", "error"}), {.output_path = log});
     // A third of the kills at a random moment of the start (segment creation
     // or adoption, first publish); a third at a random moment once the
     // publisher is up and republishing; a third aimed at a publish under way.
@@ -348,10 +352,10 @@ TEST(Fault, PublisherKilledAtRandomMomentsNeverHurtsReaders) {
       // Up, and continuing: it has published a version above any before it
       // (the writer keeps the file changing, so there is always a new one).
       const uint64_t before = watch->version();
-      const bool continued = PollUntil(
+      const bool continued = WaitUntil(
           [&] {
             confcast_info info;
-            return watch->Info(&info) == CONFCAST_OK && info.publisher_pid == pub->pid() && info.version > before;
+            return watch->Info(&info) == CONFCAST_OK && info.publisher_pid == pub.pid() && info.version > before;
           },
           kTimeout);
       ASSERT_TRUE(continued) << "restart " << k << " did not come up and publish\n" << ReadFile(log);
@@ -365,11 +369,11 @@ TEST(Fault, PublisherKilledAtRandomMomentsNeverHurtsReaders) {
     } else {
       std::this_thread::sleep_for(std::chrono::microseconds(Rng()() % 20000));
     }
-    pub->Signal(SIGKILL);
-    ASSERT_TRUE(pub->WaitExit(kTimeout));
-    if (pub->term_signal() != SIGKILL) {
+    pub.Signal(SIGKILL);
+    ASSERT_TRUE(pub.WaitExit(kTimeout));
+    if (pub.term_signal() != SIGKILL) {
       ++early;
-      ADD_FAILURE() << "publisher " << k << " exited by itself, status " << pub->exit_code() << "\n" << ReadFile(log);
+      ADD_FAILURE() << "publisher " << k << " exited by itself, status " << pub.exit_code() << "\n" << ReadFile(log);
     }
     for (uint64_t odd : OddSlots(segment.name())) {
       if (odd_seen.insert(odd).second) ++mid_write;
@@ -386,11 +390,11 @@ TEST(Fault, PublisherKilledAtRandomMomentsNeverHurtsReaders) {
   stop_writer.store(true);
   writer.join();
   const int64_t final_n = written.load();
-  auto last = Process::Spawn({PublisherArgs(config, segment.name(), {"--debounce-ms", "0", "--log-level", "error"}),
-                              log, std::nullopt, std::nullopt});
+  auto last = ChildProcess::Spawn(PublisherArgs(config, segment.name(), {"--debounce-ms", "0", "--log-level", "error"}),
+                                  {.output_path = log});
   if (!watch) watch = OpenWhenReady(segment.name(), kTimeout);
   ASSERT_TRUE(watch);
-  ASSERT_TRUE(PollUntil(
+  ASSERT_TRUE(WaitUntil(
       [&] {
         int64_t n = 0;
         return watch->Get("fault.n", &n) == CONFCAST_OK && n == final_n;
@@ -398,20 +402,21 @@ TEST(Fault, PublisherKilledAtRandomMomentsNeverHurtsReaders) {
       kTimeout))
       << ReadFile(log);
   EXPECT_GE(watch->version(), last_version);
-  last->Signal(SIGTERM);
-  ASSERT_TRUE(last->WaitExit(kTimeout));
-  EXPECT_EQ(last->exit_code(), 0);
+  last.Signal(SIGTERM);
+  ASSERT_TRUE(last.WaitExit(kTimeout));
+  EXPECT_EQ(last.exit_code(), 0);
 
   // Readers: let them see the final version, then stop them; none may hang.
   for (int i = 0; i < kReaders; ++i) {
-    EXPECT_TRUE(PollUntil([&] { return board->readers[i].last_version.load() >= watch->version(); }, kTimeout))
+    EXPECT_TRUE(WaitUntil([&] { return board->readers[i].last_version.load() >= watch->version(); }, kTimeout))
         << "reader " << i << " stuck at version " << board->readers[i].last_version.load();
   }
   board->stop.store(true);
   uint64_t reads = 0, versions = 0, max_op_us = 0;
   for (int i = 0; i < kReaders; ++i) {
     int status = 0;
-    const bool exited = PollUntil([&] { return waitpid(reader_pids[i], &status, WNOHANG) == reader_pids[i]; }, kTimeout);
+    const bool exited =
+        WaitUntil([&] { return waitpid(reader_pids[i], &status, WNOHANG) == reader_pids[i]; }, kTimeout);
     EXPECT_TRUE(exited) << "reader " << i << " hangs";
     if (exited) reader_pids[i] = -1;  // reaped
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "reader " << i << " died, status " << status;
@@ -446,14 +451,13 @@ TEST(Fault, PublisherKilledAtRandomMomentsNeverHurtsReaders) {
 // the process, a reader of the segment and the version it holds. On failure
 // (reported) the reader is null.
 struct FirstPublisher {
-  std::unique_ptr<Process> process;
-  std::unique_ptr<Subscriber> reader;
+  ChildProcess process;
+  std::optional<Subscriber> reader;
   uint64_t version = 0;
 };
 FirstPublisher StartFirstPublisher(const std::string& config, const std::string& segment, const std::string& log) {
   FirstPublisher first;
-  first.process = Process::Spawn({PublisherArgs(config, segment, {"--capacity", "65536"}), log, std::nullopt,
-                                  std::nullopt});
+  first.process = ChildProcess::Spawn(PublisherArgs(config, segment, {"--capacity", "65536"}), {.output_path = log});
   first.reader = OpenWhenReady(segment, kTimeout);
   if (!first.reader || first.reader->Wait(0, static_cast<int>(kTimeout.count()), &first.version) != CONFCAST_OK) {
     ADD_FAILURE() << "the first publisher never published\n" << ReadFile(log);
@@ -462,7 +466,7 @@ FirstPublisher StartFirstPublisher(const std::string& config, const std::string&
   return first;
 }
 // Stops it (SIGTERM); false (reported) unless it exits 0.
-bool StopCleanly(Process& process) {
+bool StopCleanly(ChildProcess& process) {
   process.Signal(SIGTERM);
   if (!process.WaitExit(kTimeout) || process.exit_code() != 0) {
     ADD_FAILURE() << "the publisher did not stop cleanly";
@@ -472,49 +476,39 @@ bool StopCleanly(Process& process) {
 }
 
 TEST(Fault, RestartWithAnotherCapacityRetiresTheOldSegment) {
-  ScratchDir dir("fault-capacity");
+  TempDir dir("fault-capacity");
   const std::string config = dir / "config.yaml";
   const std::string log = dir / "publisher.log";
-  ShmGuard segment(UniqueName("capacity"));
-  ReplaceFile(config, FaultConfig(7));
+  SegmentGuard segment(UniqueName("capacity"));
+  WriteViaRename(config, FaultConfig(7));
   FirstPublisher first = StartFirstPublisher(config, segment.name(), log);
   ASSERT_TRUE(first.reader);
-  Subscriber* old_reader = first.reader.get();
+  Subscriber* old_reader = &*first.reader;
   const uint64_t v = first.version;
   ASSERT_EQ(old_reader->slot_capacity(), 65536u);
 
   // A reader in another process, asleep in Wait on the old segment.
-  const pid_t sleeper = fork();
-  ASSERT_GE(sleeper, 0);
-  if (sleeper == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    Subscriber sub(segment.name());
-    const int rc = sub.Wait(sub.version(), 30000);
-    _exit(rc == CONFCAST_ERR_INCOMPATIBLE ? 0 : 10 - rc);
-  }
-  auto sleeper_process_guard = std::unique_ptr<pid_t, void (*)(pid_t*)>(new pid_t(sleeper), [](pid_t* p) {
-    if (*p > 0) {
-      kill(*p, SIGKILL);
-      waitpid(*p, nullptr, 0);
-    }
-    delete p;
-  });
+  ChildProcess sleeper = ChildProcess::Fork(
+      [&] {
+        Subscriber sub(segment.name());
+        const int rc = sub.Wait(sub.version(), 30000);
+        return rc == CONFCAST_ERR_INCOMPATIBLE ? 0 : 10 - rc;
+      },
+      "a reader asleep in Wait");
 
-  ASSERT_TRUE(StopCleanly(*first.process));
-  auto second = Process::Spawn({PublisherArgs(config, segment.name(), {"--capacity", "131072"}), log, std::nullopt,
-                                std::nullopt});
+  ASSERT_TRUE(StopCleanly(first.process));
+  auto second =
+      ChildProcess::Spawn(PublisherArgs(config, segment.name(), {"--capacity", "131072"}), {.output_path = log});
 
   // The old reader learns that its segment was replaced, and still reads its data.
   EXPECT_EQ(old_reader->Wait(v, static_cast<int>(kTimeout.count())), CONFCAST_ERR_INCOMPATIBLE) << ReadFile(log);
   EXPECT_EQ(old_reader->GetString("fault.s"), "n=7");
-  int status = 0;
-  ASSERT_TRUE(PollUntil([&] { return waitpid(sleeper, &status, WNOHANG) == sleeper; }, kTimeout));
-  *sleeper_process_guard = -1;
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "the sleeping reader got status " << status;
+  ASSERT_TRUE(sleeper.WaitExit(kTimeout));
+  EXPECT_TRUE(sleeper.exit_status()->ExitedWith(0)) << "the sleeping reader got " << sleeper.Describe();
 
   // A new reader sees the new segment.
-  std::unique_ptr<Subscriber> fresh;
-  ASSERT_TRUE(PollUntil(
+  std::optional<Subscriber> fresh;
+  ASSERT_TRUE(WaitUntil(
       [&] {
         fresh = OpenWhenReady(segment.name(), milliseconds(0));
         return fresh && fresh->slot_capacity() == 131072u && fresh->version() > 0;
@@ -524,8 +518,8 @@ TEST(Fault, RestartWithAnotherCapacityRetiresTheOldSegment) {
   EXPECT_EQ(fresh->GetString("fault.s"), "n=7");
   RecordProperty("version_after_replace", static_cast<int64_t>(fresh->version()));
   RecordProperty("version_before_replace", static_cast<int64_t>(v));
-  second->Signal(SIGTERM);
-  ASSERT_TRUE(second->WaitExit(kTimeout));
+  second.Signal(SIGTERM);
+  ASSERT_TRUE(second.WaitExit(kTimeout));
 }
 
 // Names in /dev/shm that a replacement of `segment` is built under.
@@ -545,12 +539,12 @@ std::string Joined(const std::vector<std::string>& names) {
 }
 
 // `confcastctl status` on a segment, its output and exit code.
-std::pair<int, std::string> CtlStatus(const ScratchDir& dir, const std::string& segment) {
+std::pair<int, std::string> CtlStatus(const TempDir& dir, const std::string& segment) {
   const std::string out = dir / "status.txt";
   std::filesystem::remove(out);
-  auto ctl = Process::Spawn({{CONFCAST_CTL_BIN, "--segment", segment, "status"}, out, std::nullopt, std::nullopt});
-  if (!ctl->WaitExit(kTimeout)) return {-1, "confcastctl did not exit"};
-  return {ctl->exit_code(), ReadFile(out)};
+  auto ctl = ChildProcess::Spawn({CONFCAST_CTL_BIN, "--segment", segment, "status"}, {.output_path = out});
+  if (!ctl.WaitExit(kTimeout)) return {-1, "confcastctl did not exit"};
+  return {ctl.exit_code(), ReadFile(out)};
 }
 
 // A publisher restarted with another --capacity while the config is bad: the
@@ -558,31 +552,32 @@ std::pair<int, std::string> CtlStatus(const ScratchDir& dir, const std::string& 
 // and for workers that start now, with the rejection visible in it; the
 // replacement waits for the first good config.
 TEST(Fault, RestartWithAnotherCapacityAndABadConfigKeepsTheOldSegmentServing) {
-  ScratchDir dir("fault-capacity-bad");
+  TempDir dir("fault-capacity-bad");
   const std::string config = dir / "config.yaml";
   const std::string log = dir / "publisher.log";
-  ShmGuard segment(UniqueName("capbad"));
-  ReplaceFile(config, FaultConfig(7));
+  SegmentGuard segment(UniqueName("capbad"));
+  WriteViaRename(config, FaultConfig(7));
   FirstPublisher first = StartFirstPublisher(config, segment.name(), log);
   ASSERT_TRUE(first.reader);
-  Subscriber* old_reader = first.reader.get();
+  Subscriber* old_reader = &*first.reader;
   const uint64_t v = first.version;
-  ASSERT_TRUE(StopCleanly(*first.process));
+  ASSERT_TRUE(StopCleanly(first.process));
 
-  ReplaceFile(config, "llm:\n  model: [unclosed\n");
-  auto second = Process::Spawn({PublisherArgs(config, segment.name(), {"--capacity", "131072", "--debounce-ms", "20"}),
-                                log, std::nullopt, std::nullopt});
+  WriteViaRename(config, "llm:\n  model: [unclosed\n");
+  auto second = ChildProcess::Spawn(
+      PublisherArgs(config, segment.name(), {"--capacity", "131072", "--debounce-ms", "20"}), {.output_path = log});
   // Its rejection lands in the old segment, which it now looks after.
   confcast_info info{};
-  ASSERT_TRUE(PollUntil(
+  ASSERT_TRUE(WaitUntil(
       [&] {
-        return old_reader->Info(&info) == CONFCAST_OK && info.publisher_pid == second->pid() &&
+        return old_reader->Info(&info) == CONFCAST_OK && info.publisher_pid == second.pid() &&
                info.reload_errors_total == 1;
       },
       kTimeout))
-      << "the rejection never showed in the old segment\n" << ReadFile(log);
+      << "the rejection never showed in the old segment\n"
+      << ReadFile(log);
   EXPECT_EQ(std::string(info.last_error).rfind(config + ":", 0), 0u) << info.last_error;
-  EXPECT_TRUE(second->Running()) << "a publisher with an old version to serve must not exit\n" << ReadFile(log);
+  EXPECT_TRUE(second.Running()) << "a publisher with an old version to serve must not exit\n" << ReadFile(log);
   const auto [status_rc, status_text] = CtlStatus(dir, segment.name());
   EXPECT_EQ(status_rc, 0) << status_text;
   EXPECT_NE(status_text.find(config + ":"), std::string::npos) << "status does not say why:\n" << status_text;
@@ -600,57 +595,57 @@ TEST(Fault, RestartWithAnotherCapacityAndABadConfigKeepsTheOldSegmentServing) {
   EXPECT_TRUE(ReplacementTemporaries(segment.name()).empty()) << Joined(ReplacementTemporaries(segment.name()));
 
   // The fixed file replaces the segment: the new capacity, the next version.
-  ASSERT_TRUE(WaitUntilWatching(second->pid(), kTimeout));
-  ReplaceFile(config, FaultConfig(8));
+  ASSERT_TRUE(WaitUntilWatching(second.pid(), kTimeout));
+  WriteViaRename(config, FaultConfig(8));
   EXPECT_EQ(old_reader->Wait(v, static_cast<int>(kTimeout.count())), CONFCAST_ERR_INCOMPATIBLE) << ReadFile(log);
   EXPECT_EQ(old_reader->GetString("fault.s"), "n=7");
-  std::unique_ptr<Subscriber> fresh = OpenWhenReady(segment.name(), milliseconds(0));
+  std::optional<Subscriber> fresh = OpenWhenReady(segment.name(), milliseconds(0));
   ASSERT_TRUE(fresh);
   EXPECT_EQ(fresh->slot_capacity(), 131072u);
   EXPECT_EQ(fresh->version(), v + 1);
   EXPECT_EQ(fresh->GetString("fault.s"), "n=8");
   ASSERT_EQ(fresh->Info(&info), CONFCAST_OK);
-  EXPECT_EQ(info.publisher_pid, second->pid());
+  EXPECT_EQ(info.publisher_pid, second.pid());
   EXPECT_EQ(info.reload_total, 1u);
   EXPECT_EQ(info.reload_errors_total, 1u);
   EXPECT_TRUE(ReplacementTemporaries(segment.name()).empty()) << Joined(ReplacementTemporaries(segment.name()));
-  EXPECT_TRUE(StopCleanly(*second));
+  EXPECT_TRUE(StopCleanly(second));
 }
 
 // A publisher with another --capacity that stops (SIGTERM) or dies (SIGKILL)
 // before any good config leaves the old segment serving exactly what it
 // served, not retired, with nothing beside it.
 TEST(Fault, StoppingBeforeTheReplacementLeavesTheOldSegmentIntact) {
-  ScratchDir dir("fault-capacity-stop");
+  TempDir dir("fault-capacity-stop");
   const std::string config = dir / "config.yaml";
   const std::string log = dir / "publisher.log";
-  ShmGuard segment(UniqueName("capstop"));
+  SegmentGuard segment(UniqueName("capstop"));
   const std::string on_disk = "/dev/shm/" + segment.name();
-  ReplaceFile(config, FaultConfig(5));
+  WriteViaRename(config, FaultConfig(5));
   FirstPublisher first = StartFirstPublisher(config, segment.name(), log);
   ASSERT_TRUE(first.reader);
-  Subscriber* reader = first.reader.get();
+  Subscriber* reader = &*first.reader;
   const uint64_t v = first.version;
-  ASSERT_TRUE(StopCleanly(*first.process));
+  ASSERT_TRUE(StopCleanly(first.process));
   const std::string slots_before = ReadFile(on_disk).substr(layout::kHeaderSize);
 
-  ReplaceFile(config, "llm:\n  max_retries: 99\n");  // fails the schema
+  WriteViaRename(config, "llm:\n  max_retries: 99\n");  // fails the schema
   for (const int sig : {SIGTERM, SIGKILL}) {
     SCOPED_TRACE(strsignal(sig));
-    auto pending = Process::Spawn({PublisherArgs(config, segment.name(), {"--capacity", "131072"}), log, std::nullopt,
-                                   std::nullopt});
+    auto pending =
+        ChildProcess::Spawn(PublisherArgs(config, segment.name(), {"--capacity", "131072"}), {.output_path = log});
     confcast_info info{};
-    ASSERT_TRUE(PollUntil(
+    ASSERT_TRUE(WaitUntil(
         [&] {
-          return reader->Info(&info) == CONFCAST_OK && info.publisher_pid == pending->pid() &&
+          return reader->Info(&info) == CONFCAST_OK && info.publisher_pid == pending.pid() &&
                  info.reload_errors_total == 1;
         },
         kTimeout))
         << ReadFile(log);
-    pending->Signal(sig);
-    ASSERT_TRUE(pending->WaitExit(kTimeout));
+    pending.Signal(sig);
+    ASSERT_TRUE(pending.WaitExit(kTimeout));
     if (sig == SIGTERM) {
-      EXPECT_EQ(pending->exit_code(), 0) << ReadFile(log);
+      EXPECT_EQ(pending.exit_code(), 0) << ReadFile(log);
     }
 
     EXPECT_EQ(ReadFile(on_disk).substr(layout::kHeaderSize), slots_before) << "the old segment's slots changed";
@@ -667,23 +662,23 @@ TEST(Fault, StoppingBeforeTheReplacementLeavesTheOldSegmentIntact) {
 // --check reads the file and nothing else: an existing segment of another
 // capacity is left byte for byte, a missing one is not created.
 TEST(Fault, CheckTouchesNoSegment) {
-  ScratchDir dir("fault-check");
+  TempDir dir("fault-check");
   const std::string config = dir / "config.yaml";
   const std::string log = dir / "publisher.log";
-  ShmGuard segment(UniqueName("check"));
-  ShmGuard absent(UniqueName("check-absent"));
-  ReplaceFile(config, FaultConfig(2));
+  SegmentGuard segment(UniqueName("check"));
+  SegmentGuard absent(UniqueName("check-absent"));
+  WriteViaRename(config, FaultConfig(2));
   FirstPublisher first = StartFirstPublisher(config, segment.name(), log);
   ASSERT_TRUE(first.reader);
-  ASSERT_TRUE(StopCleanly(*first.process));  // no heartbeat from here on: the bytes hold still
+  ASSERT_TRUE(StopCleanly(first.process));  // no heartbeat from here on: the bytes hold still
   const std::string before = ReadFile("/dev/shm/" + segment.name());
   for (const bool valid : {true, false}) {
-    if (!valid) ReplaceFile(config, "llm: [\n");
+    if (!valid) WriteViaRename(config, "llm: [\n");
     for (const std::string& name : {segment.name(), absent.name()}) {
-      auto check = Process::Spawn(
-          {PublisherArgs(config, name, {"--capacity", "131072", "--check"}), log, std::nullopt, std::nullopt});
-      ASSERT_TRUE(check->WaitExit(kTimeout));
-      EXPECT_EQ(check->exit_code(), valid ? 0 : 1) << ReadFile(log);
+      auto check =
+          ChildProcess::Spawn(PublisherArgs(config, name, {"--capacity", "131072", "--check"}), {.output_path = log});
+      ASSERT_TRUE(check.WaitExit(kTimeout));
+      EXPECT_EQ(check.exit_code(), valid ? 0 : 1) << ReadFile(log);
     }
   }
   EXPECT_TRUE(ReadFile("/dev/shm/" + segment.name()) == before) << "--check wrote into the segment";
@@ -692,11 +687,11 @@ TEST(Fault, CheckTouchesNoSegment) {
 }
 
 TEST(Fault, SegmentOfAnotherLayoutIsRefusedByReadersAndReplacedByThePublisher) {
-  ScratchDir dir("fault-layout");
+  TempDir dir("fault-layout");
   const std::string config = dir / "config.yaml";
   const std::string log = dir / "publisher.log";
-  ShmGuard segment(UniqueName("layout"));
-  ReplaceFile(config, FaultConfig(3));
+  SegmentGuard segment(UniqueName("layout"));
+  WriteViaRename(config, FaultConfig(3));
   {
     // What a future build's publisher might have left: our magic, another layout.
     const int fd = shm_open(("/" + segment.name()).c_str(), O_RDWR | O_CREAT | O_EXCL, 0644);
@@ -720,17 +715,17 @@ TEST(Fault, SegmentOfAnotherLayoutIsRefusedByReadersAndReplacedByThePublisher) {
   // A publisher whose first config is bad has nothing to replace it with:
   // it exits 1 and leaves the segment to the build that reads it.
   const std::string foreign = ReadFile("/dev/shm/" + segment.name());
-  ReplaceFile(config, "llm: [\n");
-  auto bad = Process::Spawn({PublisherArgs(config, segment.name()), log, std::nullopt, std::nullopt});
-  ASSERT_TRUE(bad->WaitExit(kTimeout));
-  EXPECT_EQ(bad->exit_code(), 1) << ReadFile(log);
+  WriteViaRename(config, "llm: [\n");
+  auto bad = ChildProcess::Spawn(PublisherArgs(config, segment.name()), {.output_path = log});
+  ASSERT_TRUE(bad.WaitExit(kTimeout));
+  EXPECT_EQ(bad.exit_code(), 1) << ReadFile(log);
   EXPECT_TRUE(ReadFile("/dev/shm/" + segment.name()) == foreign) << "the foreign segment was removed or written";
   EXPECT_TRUE(ReplacementTemporaries(segment.name()).empty());
-  ReplaceFile(config, FaultConfig(3));
+  WriteViaRename(config, FaultConfig(3));
 
-  auto pub = Process::Spawn({PublisherArgs(config, segment.name()), log, std::nullopt, std::nullopt});
-  std::unique_ptr<Subscriber> sub;
-  ASSERT_TRUE(PollUntil(
+  auto pub = ChildProcess::Spawn(PublisherArgs(config, segment.name()), {.output_path = log});
+  std::optional<Subscriber> sub;
+  ASSERT_TRUE(WaitUntil(
       [&] {
         sub = OpenWhenReady(segment.name(), milliseconds(0));
         return sub && sub->version() > 0;
@@ -738,7 +733,7 @@ TEST(Fault, SegmentOfAnotherLayoutIsRefusedByReadersAndReplacedByThePublisher) {
       kTimeout))
       << ReadFile(log);
   EXPECT_EQ(sub->GetString("fault.s"), "n=3");
-  EXPECT_TRUE(StopCleanly(*pub));
+  EXPECT_TRUE(StopCleanly(pub));
 }
 
 // A tmpfs of 1 MiB mounted for the test, unmounted at the end.
@@ -756,7 +751,7 @@ class SmallTmpfs {
   std::string operator/(const std::string& name) const { return dir_ / name; }
 
  private:
-  ScratchDir dir_;
+  TempDir dir_;
   bool mounted_ = false;
   int error_ = 0;
 };
@@ -764,49 +759,49 @@ class SmallTmpfs {
 TEST(Fault, NoRoomForTheSegmentIsAClearErrorAtStart) {
   SmallTmpfs tmpfs;
   if (!tmpfs.mounted()) GTEST_SKIP() << "cannot mount a tmpfs here: " << std::strerror(tmpfs.error());
-  ScratchDir dir("fault-noroom");
+  TempDir dir("fault-noroom");
   const std::string config = dir / "config.yaml";
   const std::string log = dir / "publisher.log";
-  ReplaceFile(config, FaultConfig(1));
+  WriteViaRename(config, FaultConfig(1));
   const std::string segment = tmpfs / "segment";
-  auto pub = Process::Spawn({PublisherArgs(config, segment, {"--capacity", std::to_string(4 << 20)}), log,
-                             std::nullopt, std::nullopt});
-  ASSERT_TRUE(pub->WaitExit(kTimeout));
-  EXPECT_EQ(pub->exit_code(), 1);
+  auto pub = ChildProcess::Spawn(PublisherArgs(config, segment, {"--capacity", std::to_string(4 << 20)}),
+                                 {.output_path = log});
+  ASSERT_TRUE(pub.WaitExit(kTimeout));
+  EXPECT_EQ(pub.exit_code(), 1);
   const std::string text = ReadFile(log);
   EXPECT_NE(text.find("no room for segment " + segment), std::string::npos) << text;
   EXPECT_NE(text.find("No space left on device"), std::string::npos) << text;
   EXPECT_FALSE(std::filesystem::exists(segment)) << "a segment that does not fit must not be left behind";
 
   // The same tmpfs takes a segment that fits.
-  auto fits = Process::Spawn({PublisherArgs(config, segment, {"--capacity", "65536"}), log, std::nullopt, std::nullopt});
+  auto fits = ChildProcess::Spawn(PublisherArgs(config, segment, {"--capacity", "65536"}), {.output_path = log});
   auto sub = OpenWhenReady(segment, kTimeout);
   ASSERT_TRUE(sub) << ReadFile(log);
   uint64_t v = 0;
   EXPECT_EQ(sub->Wait(0, static_cast<int>(kTimeout.count()), &v), CONFCAST_OK);
-  fits->Signal(SIGTERM);
-  ASSERT_TRUE(fits->WaitExit(kTimeout));
+  fits.Signal(SIGTERM);
+  ASSERT_TRUE(fits.WaitExit(kTimeout));
 }
 
 TEST(Fault, ConfigGrowingPastCapacityIsRejectedTooLargeAndTheOldVersionKept) {
-  ScratchDir dir("fault-grow");
+  TempDir dir("fault-grow");
   const std::string config = dir / "config.yaml";
   const std::string log = dir / "publisher.log";
-  ShmGuard segment(UniqueName("grow"));
-  ReplaceFile(config, FaultConfig(5));
-  auto pub = Process::Spawn({PublisherArgs(config, segment.name(), {"--capacity", "4096", "--debounce-ms", "20"}),
-                             log, std::nullopt, std::nullopt});
+  SegmentGuard segment(UniqueName("grow"));
+  WriteViaRename(config, FaultConfig(5));
+  auto pub = ChildProcess::Spawn(PublisherArgs(config, segment.name(), {"--capacity", "4096", "--debounce-ms", "20"}),
+                                 {.output_path = log});
   auto sub = OpenWhenReady(segment.name(), kTimeout);
   ASSERT_TRUE(sub) << ReadFile(log);
   uint64_t v = 0;
   ASSERT_EQ(sub->Wait(0, static_cast<int>(kTimeout.count()), &v), CONFCAST_OK);
-  ASSERT_TRUE(WaitUntilWatching(pub->pid(), kTimeout));
+  ASSERT_TRUE(WaitUntilWatching(pub.pid(), kTimeout));
 
   std::string big = FaultConfig(6) + "toolsets:\n";
   for (int i = 0; i < 200; ++i) big += "  toolset-" + std::to_string(i) + ":\n    enabled: true\n";
-  ReplaceFile(config, big);
+  WriteViaRename(config, big);
   uint64_t by_reason[layout::kReasonCount] = {};
-  ASSERT_TRUE(PollUntil(
+  ASSERT_TRUE(WaitUntil(
       [&] { return sub->ErrorsByReason(by_reason) == CONFCAST_OK && by_reason[layout::kReasonTooLarge] == 1; },
       kTimeout))
       << ReadFile(log);
@@ -818,21 +813,21 @@ TEST(Fault, ConfigGrowingPastCapacityIsRejectedTooLargeAndTheOldVersionKept) {
   EXPECT_EQ(info.reload_errors_total, 1u);
   EXPECT_EQ(sub->version(), v);
   EXPECT_EQ(sub->GetString("fault.s"), "n=5");
-  EXPECT_TRUE(pub->Running());
+  EXPECT_TRUE(pub.Running());
 
   // A config that fits again is published.
-  ReplaceFile(config, FaultConfig(8));
+  WriteViaRename(config, FaultConfig(8));
   ASSERT_EQ(sub->Wait(v, static_cast<int>(kTimeout.count())), CONFCAST_OK) << ReadFile(log);
   EXPECT_EQ(sub->GetString("fault.s"), "n=8");
-  pub->Signal(SIGTERM);
-  ASSERT_TRUE(pub->WaitExit(kTimeout));
+  pub.Signal(SIGTERM);
+  ASSERT_TRUE(pub.WaitExit(kTimeout));
 }
 
 TEST(Fault, SegmentModeIsHonouredWhateverTheUmask) {
-  ScratchDir dir("fault-mode");
+  TempDir dir("fault-mode");
   const std::string config = dir / "config.yaml";
   const std::string log = dir / "publisher.log";
-  ReplaceFile(config, FaultConfig(1));
+  WriteViaRename(config, FaultConfig(1));
   struct Case {
     mode_t umask;
     mode_t mode;
@@ -845,18 +840,18 @@ TEST(Fault, SegmentModeIsHonouredWhateverTheUmask) {
     SCOPED_TRACE(std::string("mode ") + octal + " umask " + std::to_string(c.umask) +
                  (c.file_segment ? " (file segment)" : " (shm)"));
     // A file segment is an absolute path in a tmpfs: /dev/shm is one.
-    ShmGuard shm(UniqueName("mode") + (c.file_segment ? ".file" : ""));
+    SegmentGuard shm(UniqueName("mode") + (c.file_segment ? ".file" : ""));
     const std::string on_disk = "/dev/shm/" + shm.name();
     const std::string segment = c.file_segment ? on_disk : shm.name();
-    auto pub = Process::Spawn(
-        {PublisherArgs(config, segment, {"--segment-mode", octal}), log, std::nullopt, c.umask});
+    auto pub = ChildProcess::Spawn(PublisherArgs(config, segment, {"--segment-mode", octal}),
+                                   {.output_path = log, .umask = c.umask});
     auto sub = OpenWhenReady(segment, kTimeout);
     ASSERT_TRUE(sub) << ReadFile(log);
     struct stat st {};
     ASSERT_EQ(stat(on_disk.c_str(), &st), 0);
     EXPECT_EQ(st.st_mode & 07777, c.mode);
-    pub->Signal(SIGTERM);
-    ASSERT_TRUE(pub->WaitExit(kTimeout));
+    pub.Signal(SIGTERM);
+    ASSERT_TRUE(pub.WaitExit(kTimeout));
   }
 }
 
@@ -876,86 +871,82 @@ uintptr_t MappingOf(const std::string& path, std::string* perms) {
 }
 
 TEST(Fault, AReadersMappingIsReadOnly) {
-  ScratchDir dir("fault-readonly");
+  TempDir dir("fault-readonly");
   const std::string config = dir / "config.yaml";
   const std::string log = dir / "publisher.log";
-  ShmGuard segment(UniqueName("readonly"));
-  ReplaceFile(config, FaultConfig(4));
-  auto pub = Process::Spawn({PublisherArgs(config, segment.name()), log, std::nullopt, std::nullopt});
+  SegmentGuard segment(UniqueName("readonly"));
+  WriteViaRename(config, FaultConfig(4));
+  auto pub = ChildProcess::Spawn(PublisherArgs(config, segment.name()), {.output_path = log});
   auto sub = OpenWhenReady(segment.name(), kTimeout);
   ASSERT_TRUE(sub) << ReadFile(log);
   ASSERT_EQ(sub->Wait(0, static_cast<int>(kTimeout.count())), CONFCAST_OK);
 
   // The child's exit code says how far it got: 77 = the write faulted.
-  const pid_t child = fork();
-  ASSERT_GE(child, 0);
-  if (child == 0) {
-    Subscriber reader(segment.name());
-    std::string perms;
-    auto* base = reinterpret_cast<volatile uint64_t*>(MappingOf("/dev/shm/" + segment.name(), &perms));
-    if (base == nullptr) _exit(2);
-    if (perms != "r--s") _exit(3);
-    // Even on purpose, a reader cannot make its mapping writable: the fd was O_RDONLY.
-    if (mprotect(const_cast<uint64_t*>(base), 4096, PROT_READ | PROT_WRITE) == 0) _exit(4);
-    if (errno != EACCES) _exit(5);
-    struct sigaction sa {};
-    sa.sa_handler = [](int) { _exit(77); };
-    sigaction(SIGSEGV, &sa, nullptr);
-    sigaction(SIGBUS, &sa, nullptr);
-    base[9] = 0xdead;  // the header's version word
-    _exit(6);
-  }
-  int status = 0;
-  ASSERT_TRUE(PollUntil([&] { return waitpid(child, &status, WNOHANG) == child; }, kTimeout));
-  EXPECT_TRUE((WIFEXITED(status) && WEXITSTATUS(status) == 77) || (WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV))
-      << "child status " << status << " (exit " << (WIFEXITED(status) ? WEXITSTATUS(status) : -1) << ")";
+  ChildProcess child = ChildProcess::Fork(
+      [&] {
+        Subscriber reader(segment.name());
+        std::string perms;
+        auto* base = reinterpret_cast<volatile uint64_t*>(MappingOf("/dev/shm/" + segment.name(), &perms));
+        if (base == nullptr) return 2;
+        if (perms != "r--s") return 3;
+        // Even on purpose, a reader cannot make its mapping writable: the fd was O_RDONLY.
+        if (mprotect(const_cast<uint64_t*>(base), 4096, PROT_READ | PROT_WRITE) == 0) return 4;
+        if (errno != EACCES) return 5;
+        struct sigaction sa {};
+        sa.sa_handler = [](int) { _exit(77); };
+        sigaction(SIGSEGV, &sa, nullptr);
+        sigaction(SIGBUS, &sa, nullptr);
+        base[9] = 0xdead;  // the header's version word
+        return 6;
+      },
+      "a reader writing through its mapping");
+  ASSERT_TRUE(child.WaitExit(kTimeout));
+  EXPECT_TRUE(child.exit_status()->ExitedWith(77) || child.term_signal() == SIGSEGV) << child.Describe();
   EXPECT_EQ(sub->GetString("fault.s"), "n=4");
-  pub->Signal(SIGTERM);
-  ASSERT_TRUE(pub->WaitExit(kTimeout));
+  pub.Signal(SIGTERM);
+  ASSERT_TRUE(pub.WaitExit(kTimeout));
 }
 
 TEST(Fault, AProcessThatIsNotTheOwnerCannotPublish) {
-  const std::optional<Unprivileged> nobody = NobodyIfRoot();
+  const std::optional<User> nobody = NobodyIfRoot();
   if (!nobody) GTEST_SKIP() << "needs root, to run a second process as another user";
-  ScratchDir dir("fault-owner");
+  TempDir dir("fault-owner");
   const std::string config = dir / "config.yaml";
   const std::string log = dir / "publisher.log";
-  ShmGuard segment(UniqueName("owner"));
-  ReplaceFile(config, FaultConfig(2));
-  auto pub = Process::Spawn({PublisherArgs(config, segment.name(), {"--segment-mode", "0640"}), log, std::nullopt,
-                             std::nullopt});
+  SegmentGuard segment(UniqueName("owner"));
+  WriteViaRename(config, FaultConfig(2));
+  auto pub =
+      ChildProcess::Spawn(PublisherArgs(config, segment.name(), {"--segment-mode", "0640"}), {.output_path = log});
   auto sub = OpenWhenReady(segment.name(), kTimeout);
   ASSERT_TRUE(sub) << ReadFile(log);
   ASSERT_EQ(sub->Wait(0, static_cast<int>(kTimeout.count())), CONFCAST_OK);
   const uint64_t version = sub->version();
-  pub->Signal(SIGTERM);  // even with no publisher holding the lock
-  ASSERT_TRUE(pub->WaitExit(kTimeout));
+  pub.Signal(SIGTERM);  // even with no publisher holding the lock
+  ASSERT_TRUE(pub.WaitExit(kTimeout));
 
   // Exit code: 0 = refused with a permission error; others say what happened.
   const std::string message_file = dir / "child.txt";
-  ReplaceFile(message_file, "", 0666);  // the child, as nobody, writes its message here
-  const pid_t child = fork();
-  ASSERT_GE(child, 0);
-  if (child == 0) {
-    if (setgroups(0, nullptr) != 0 || setgid(nobody->gid) != 0 || setuid(nobody->uid) != 0) _exit(2);
-    if (open(("/dev/shm/" + segment.name()).c_str(), O_RDWR) >= 0) _exit(3);
-    auto opened = confcast::publisher::SegmentWriter::Open({segment.name(), 1 << 20, 0640});
-    if (std::holds_alternative<std::unique_ptr<confcast::publisher::SegmentWriter>>(opened)) _exit(4);
-    const auto& failure = std::get<confcast::publisher::SegmentWriter::Failure>(opened);
-    std::ofstream(message_file, std::ios::trunc) << failure.message;
-    _exit(failure.message.find("owned by uid 0 (root)") != std::string::npos ? 0 : 5);
-  }
-  int status = 0;
-  ASSERT_TRUE(PollUntil([&] { return waitpid(child, &status, WNOHANG) == child; }, kTimeout));
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
-      << "exit " << (WIFEXITED(status) ? WEXITSTATUS(status) : -1) << ": " << ReadFile(message_file);
+  WriteViaRename(message_file, "", 0666);  // the child, as nobody, writes its message here
+  ChildProcess child = ChildProcess::Fork(
+      [&] {
+        if (open(("/dev/shm/" + segment.name()).c_str(), O_RDWR) >= 0) return 3;
+        auto opened = confcast::publisher::SegmentWriter::Open({segment.name(), 1 << 20, 0640});
+        if (std::holds_alternative<std::unique_ptr<confcast::publisher::SegmentWriter>>(opened)) return 4;
+        const auto& failure = std::get<confcast::publisher::SegmentWriter::Failure>(opened);
+        std::ofstream(message_file, std::ios::trunc) << failure.message;
+        return failure.message.find("owned by uid 0 (root)") != std::string::npos ? 0 : 5;
+      },
+      "SegmentWriter::Open as nobody", nobody);
+  ASSERT_TRUE(child.WaitExit(kTimeout));
+  EXPECT_TRUE(child.exit_status()->ExitedWith(0)) << child.Describe() << ReadFile(message_file);
   // The lock file the root publisher left beside the segment stops it first.
   EXPECT_NE(ReadFile(message_file).find("/dev/shm/" + segment.name() + ".confcast-lock"), std::string::npos)
       << ReadFile(message_file);
   // And the publisher binary run as nobody says so and exits 1.
-  auto intruder = Process::Spawn({PublisherArgs(config, segment.name()), dir / "intruder.log", nobody, std::nullopt});
-  ASSERT_TRUE(intruder->WaitExit(kTimeout));
-  EXPECT_EQ(intruder->exit_code(), 1);
+  auto intruder = ChildProcess::Spawn(PublisherArgs(config, segment.name()),
+                                      {.output_path = dir / "intruder.log", .as_user = nobody});
+  ASSERT_TRUE(intruder.WaitExit(kTimeout));
+  EXPECT_EQ(intruder.exit_code(), 1);
   EXPECT_NE(ReadFile(dir / "intruder.log").find("owned by uid 0 (root)"), std::string::npos)
       << ReadFile(dir / "intruder.log");
   EXPECT_EQ(sub->version(), version);
@@ -963,21 +954,21 @@ TEST(Fault, AProcessThatIsNotTheOwnerCannotPublish) {
 }
 
 TEST(Fault, ASecondPublisherOnTheSameSegmentExitsOne) {
-  ScratchDir dir("fault-second");
+  TempDir dir("fault-second");
   const std::string config = dir / "config.yaml";
-  ShmGuard segment(UniqueName("second"));
-  ReplaceFile(config, FaultConfig(1));
-  auto first = Process::Spawn({PublisherArgs(config, segment.name()), dir / "first.log", std::nullopt, std::nullopt});
+  SegmentGuard segment(UniqueName("second"));
+  WriteViaRename(config, FaultConfig(1));
+  auto first = ChildProcess::Spawn(PublisherArgs(config, segment.name()), {.output_path = dir / "first.log"});
   auto sub = OpenWhenReady(segment.name(), kTimeout);
   ASSERT_TRUE(sub);
   ASSERT_EQ(sub->Wait(0, static_cast<int>(kTimeout.count())), CONFCAST_OK);
-  auto second = Process::Spawn({PublisherArgs(config, segment.name()), dir / "second.log", std::nullopt, std::nullopt});
-  ASSERT_TRUE(second->WaitExit(kTimeout));
-  EXPECT_EQ(second->exit_code(), 1);
+  auto second = ChildProcess::Spawn(PublisherArgs(config, segment.name()), {.output_path = dir / "second.log"});
+  ASSERT_TRUE(second.WaitExit(kTimeout));
+  EXPECT_EQ(second.exit_code(), 1);
   EXPECT_NE(ReadFile(dir / "second.log").find("only one publisher per segment"), std::string::npos);
-  EXPECT_TRUE(first->Running());
-  first->Signal(SIGTERM);
-  ASSERT_TRUE(first->WaitExit(kTimeout));
+  EXPECT_TRUE(first.Running());
+  first.Signal(SIGTERM);
+  ASSERT_TRUE(first.WaitExit(kTimeout));
 }
 
 }  // namespace

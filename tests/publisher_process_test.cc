@@ -1,7 +1,7 @@
 // Process-level tests of confcast-publisher and confcastctl (issue 2): the
 // real binaries on real files (inotify), a real shared-memory segment, real
 // signals; every value is read back through confcast::Subscriber or
-// confcastctl. The harness (process_harness.hpp) starts the processes, kills
+// confcastctl. The support library (tests/support/) starts the processes, kills
 // them and removes segments and directories whatever the outcome.
 //
 // Waiting: version changes are awaited with Subscriber::Wait (a futex sleep
@@ -10,13 +10,12 @@
 // behaviour under test IS a time window: "nothing is published within
 // (debounce | poll period)" and the debounce itself.
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <openssl/evp.h>
 #include <poll.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
 #include <random>
@@ -26,12 +25,17 @@
 
 #include "confcast/holmesgpt.hpp"
 #include "confcast/subscriber.hpp"
-#include "process_harness.hpp"
+#include "support/child_process.hpp"
+#include "support/names.hpp"
+#include "support/publisher.hpp"
+#include "support/scratch.hpp"
+#include "support/segment_guard.hpp"
+#include "support/wait.hpp"
 
 namespace confcast {
 namespace {
 
-using namespace proctest;  // NOLINT: the harness is this file's vocabulary
+using namespace test_support;  // NOLINT: the support library is this file's vocabulary
 using std::chrono::milliseconds;
 using namespace std::chrono_literals;
 

@@ -16,50 +16,38 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "confcast/confcast.h"
 #include "confcast/subscriber.hpp"
-#include "reliability_support.hpp"
+#include "support/child_process.hpp"
+#include "support/names.hpp"
+#include "support/publisher.hpp"
+#include "support/scratch.hpp"
+#include "support/segment_guard.hpp"
+#include "support/wait.hpp"
 
 namespace {
 
-using namespace confcast::reliability;
+using namespace confcast::test_support;
 using confcast::Subscriber;
 
 constexpr milliseconds kTimeout{15000};
 
-std::optional<Unprivileged> UserIfRoot(const char* name) {
-  if (geteuid() != 0) return std::nullopt;
-  const passwd* pw = getpwnam(name);
-  if (pw == nullptr) return std::nullopt;
-  return Unprivileged{pw->pw_uid, pw->pw_gid};
-}
-
 std::string Config(const std::string& model) { return "llm:\n  model: " + model + "\n"; }
 
 // Runs fn in a child process as `user`; returns its exit code (or -1).
-template <class Fn>
-int RunAs(const Unprivileged& user, Fn&& fn) {
-  const pid_t child = fork();
-  if (child < 0) return -1;
-  if (child == 0) {
-    if (setgroups(0, nullptr) != 0 || setgid(user.gid) != 0 || setuid(user.uid) != 0) _exit(120);
-    _exit(fn());
-  }
-  int status = 0;
-  if (!PollUntil([&] { return waitpid(child, &status, WNOHANG) == child; }, kTimeout)) {
-    kill(child, SIGKILL);
-    waitpid(child, &status, 0);
-    return -1;
-  }
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+int RunAs(const User& user, const std::function<int()>& fn) {
+  ChildProcess child = ChildProcess::Fork(fn, "a child as uid " + std::to_string(user.uid), user);
+  child.WaitExit(kTimeout);
+  return child.exit_code();
 }
 
 // Creates /dev/shm/NAME as `user` with exactly these bytes and mode.
-void Squat(const Unprivileged& user, const std::string& name, const std::string& bytes, mode_t mode) {
+void Squat(const User& user, const std::string& name, const std::string& bytes, mode_t mode) {
   ASSERT_EQ(RunAs(user,
                   [&] {
                     const int fd = ::open(("/dev/shm/" + name).c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode);
@@ -81,15 +69,15 @@ struct stat StatOf(const std::string& path) {
 }
 
 // The bytes of a real, published segment (to squat with a well-formed copy).
-std::string RealSegmentBytes(const ScratchDir& dir, const std::string& model) {
-  ShmGuard real(UniqueName("trust-real"));
+std::string RealSegmentBytes(const TempDir& dir, const std::string& model) {
+  SegmentGuard real(UniqueName("trust-real"));
   const std::string config = dir / "real.yaml";
-  ReplaceFile(config, Config(model));
-  auto pub = Process::Spawn({PublisherArgs(config, real.name()), dir / "real.log", std::nullopt, std::nullopt});
+  WriteViaRename(config, Config(model));
+  auto pub = ChildProcess::Spawn(PublisherArgs(config, real.name()), {.output_path = dir / "real.log"});
   auto sub = OpenWhenReady(real.name(), kTimeout);
   if (!sub || sub->Wait(0, static_cast<int>(kTimeout.count())) != CONFCAST_OK) return "";
-  pub->Signal(SIGTERM);
-  pub->WaitExit(kTimeout);
+  pub.Signal(SIGTERM);
+  pub.WaitExit(kTimeout);
   return ReadFile("/dev/shm/" + real.name());
 }
 
@@ -99,24 +87,25 @@ class Squatting : public ::testing::Test {
     attacker_ = UserIfRoot("nobody");
     service_ = UserIfRoot("daemon");
     if (!attacker_ || !service_) GTEST_SKIP() << "needs root, to run the attacker and the service as other users";
-    ReplaceFile(config_, Config("from-the-publisher"));
+    WriteViaRename(config_, Config("from-the-publisher"));
   }
   // Starts a publisher on segment_ (as `as`, or as this process) and waits for its exit.
-  std::unique_ptr<Process> RunPublisher(std::optional<Unprivileged> as, const std::string& log_name) {
-    auto pub = Process::Spawn({PublisherArgs(config_, segment_.name()), dir_ / log_name, as, std::nullopt});
-    EXPECT_TRUE(pub->WaitExit(kTimeout)) << "the publisher neither refused nor exited";
+  ChildProcess RunPublisher(std::optional<User> as, const std::string& log_name) {
+    auto pub =
+        ChildProcess::Spawn(PublisherArgs(config_, segment_.name()), {.output_path = dir_ / log_name, .as_user = as});
+    EXPECT_TRUE(pub.WaitExit(kTimeout)) << "the publisher neither refused nor exited";
     return pub;
   }
-  ScratchDir dir_{"trust"};
+  TempDir dir_{"trust"};
   const std::string config_ = dir_ / "config.yaml";
-  ShmGuard segment_{UniqueName("trust")};
-  std::optional<Unprivileged> attacker_, service_;
+  SegmentGuard segment_{UniqueName("trust")};
+  std::optional<User> attacker_, service_;
 };
 
 TEST_F(Squatting, AnEmptyFileAtTheNameIsRefusedByARootPublisher) {
   Squat(*attacker_, segment_.name(), "", 0666);
   auto pub = RunPublisher(std::nullopt, "pub.log");
-  EXPECT_EQ(pub->exit_code(), 1);
+  EXPECT_EQ(pub.exit_code(), 1);
   const std::string log = ReadFile(dir_ / "pub.log");
   EXPECT_NE(log.find("owned by uid " + std::to_string(attacker_->uid) + " (nobody), mode 0666"), std::string::npos)
       << log;
@@ -129,10 +118,10 @@ TEST_F(Squatting, AWellFormedCopyIsRefusedByRootAndByAServiceUser) {
   const std::string copy = RealSegmentBytes(dir_, "from-the-squatter");
   ASSERT_FALSE(copy.empty());
   Squat(*attacker_, segment_.name(), copy, 0666);
-  for (const std::optional<Unprivileged>& as : {std::optional<Unprivileged>(), service_}) {
+  for (const std::optional<User>& as : {std::optional<User>(), service_}) {
     SCOPED_TRACE(as ? "publisher as daemon" : "publisher as root");
     auto pub = RunPublisher(as, as ? "daemon.log" : "root.log");
-    EXPECT_EQ(pub->exit_code(), 1);
+    EXPECT_EQ(pub.exit_code(), 1);
     const std::string log = ReadFile(dir_ / (as ? "daemon.log" : "root.log"));
     EXPECT_NE(log.find("refusing to use the segment /dev/shm/" + segment_.name()), std::string::npos) << log;
     EXPECT_NE(log.find("(nobody), mode 0666"), std::string::npos) << log;
@@ -149,11 +138,11 @@ TEST_F(Squatting, AWellFormedCopyIsRefusedByRootAndByAServiceUser) {
 
 TEST_F(Squatting, ASquattedLockIsRefusedWithItsOwnerAndMode) {
   Squat(*attacker_, segment_.name() + ".confcast-lock", "", 0666);
-  for (const std::optional<Unprivileged>& as : {std::optional<Unprivileged>(), service_}) {
+  for (const std::optional<User>& as : {std::optional<User>(), service_}) {
     SCOPED_TRACE(as ? "publisher as daemon" : "publisher as root");
     const std::string log_name = as ? "daemon.log" : "root.log";
     auto pub = RunPublisher(as, log_name);
-    EXPECT_EQ(pub->exit_code(), 1);
+    EXPECT_EQ(pub.exit_code(), 1);
     const std::string log = ReadFile(dir_ / log_name);
     EXPECT_NE(log.find("publisher lock file /dev/shm/" + segment_.name() + ".confcast-lock"), std::string::npos)
         << log;
@@ -166,13 +155,13 @@ TEST_F(Squatting, ASquattedLockIsRefusedWithItsOwnerAndMode) {
 // segment must not keep a restarted publisher out (it used to, naming the
 // dead publisher's pid, for as long as the worker liked).
 TEST_F(Squatting, AReadOnlyFlockHolderCannotKeepARestartedPublisherOut) {
-  for (const std::optional<Unprivileged>& as : {std::optional<Unprivileged>(), service_}) {
+  for (const std::optional<User>& as : {std::optional<User>(), service_}) {
     SCOPED_TRACE(as ? "publisher as daemon" : "publisher as root");
-    ShmGuard segment(UniqueName("trust-flock"));
-    ReplaceFile(config_, Config("before-restart"));
+    SegmentGuard segment(UniqueName("trust-flock"));
+    WriteViaRename(config_, Config("before-restart"));
     if (as) setenv("CONFCAST_SEGMENT_OWNER", std::to_string(as->uid).c_str(), 1);
-    auto first = Process::Spawn({PublisherArgs(config_, segment.name(), {"--segment-mode", "0644"}),
-                                 dir_ / "first.log", as, std::nullopt});
+    auto first = ChildProcess::Spawn(PublisherArgs(config_, segment.name(), {"--segment-mode", "0644"}),
+                                     {.output_path = dir_ / "first.log", .as_user = as});
     auto sub = OpenWhenReady(segment.name(), kTimeout);
     ASSERT_TRUE(sub) << ReadFile(dir_ / "first.log");
     ASSERT_EQ(sub->Wait(0, static_cast<int>(kTimeout.count())), CONFCAST_OK);
@@ -181,52 +170,50 @@ TEST_F(Squatting, AReadOnlyFlockHolderCannotKeepARestartedPublisherOut) {
     // get on the segment and the lock file, until we kill it.
     int ready[2];
     ASSERT_EQ(pipe(ready), 0);
-    const pid_t holder = fork();
-    ASSERT_GE(holder, 0);
-    if (holder == 0) {
-      if (setgroups(0, nullptr) != 0 || setgid(attacker_->gid) != 0 || setuid(attacker_->uid) != 0) _exit(120);
-      const int fd = ::open(("/dev/shm/" + segment.name()).c_str(), O_RDONLY | O_CLOEXEC);
-      if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) != 0) _exit(121);
-      const int lock_fd = ::open(("/dev/shm/" + segment.name() + ".confcast-lock").c_str(), O_RDONLY | O_CLOEXEC);
-      const char state = lock_fd >= 0 ? 'L' : 'S';  // L: it could open the lock file too (a failure)
-      if (write(ready[1], &state, 1) != 1) _exit(122);
-      pause();
-      _exit(0);
-    }
+    ChildProcess holder = ChildProcess::Fork(
+        [&] {
+          const int fd = ::open(("/dev/shm/" + segment.name()).c_str(), O_RDONLY | O_CLOEXEC);
+          if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) != 0) return 121;
+          const int lock_fd = ::open(("/dev/shm/" + segment.name() + ".confcast-lock").c_str(), O_RDONLY | O_CLOEXEC);
+          const char state = lock_fd >= 0 ? 'L' : 'S';  // L: it could open the lock file too (a failure)
+          if (write(ready[1], &state, 1) != 1) return 122;
+          pause();
+          return 0;
+        },
+        "the flock holder", *attacker_);
     close(ready[1]);
     char state = 0;
     ASSERT_EQ(read(ready[0], &state, 1), 1) << "the holder could not open and flock the segment";
     close(ready[0]);
     EXPECT_EQ(state, 'S') << "a user who can only read the segment could open the publisher lock file";
 
-    first->Signal(SIGKILL);
-    ASSERT_TRUE(first->WaitExit(kTimeout));
+    first.Signal(SIGKILL);
+    ASSERT_TRUE(first.WaitExit(kTimeout));
     const uint64_t before = sub->version();
-    ReplaceFile(config_, Config("after-restart"));
-    auto second = Process::Spawn({PublisherArgs(config_, segment.name(), {"--segment-mode", "0644"}),
-                                  dir_ / "second.log", as, std::nullopt});
+    WriteViaRename(config_, Config("after-restart"));
+    auto second = ChildProcess::Spawn(PublisherArgs(config_, segment.name(), {"--segment-mode", "0644"}),
+                                      {.output_path = dir_ / "second.log", .as_user = as});
     EXPECT_EQ(sub->Wait(before, static_cast<int>(kTimeout.count())), CONFCAST_OK) << ReadFile(dir_ / "second.log");
     EXPECT_EQ(sub->GetString("llm.model"), "after-restart");
-    EXPECT_TRUE(second->Running()) << ReadFile(dir_ / "second.log");
-    kill(holder, SIGKILL);
-    waitpid(holder, nullptr, 0);
-    second->Signal(SIGTERM);
-    ASSERT_TRUE(second->WaitExit(kTimeout));
+    EXPECT_TRUE(second.Running()) << ReadFile(dir_ / "second.log");
+    holder.KillAndReap();
+    second.Signal(SIGTERM);
+    ASSERT_TRUE(second.WaitExit(kTimeout));
     unsetenv("CONFCAST_SEGMENT_OWNER");
   }
 }
 
 TEST(SegmentMode, AModeThatLetsOthersWriteIsRefused) {
-  ScratchDir dir("trust-mode");
+  TempDir dir("trust-mode");
   const std::string config = dir / "config.yaml";
-  ReplaceFile(config, Config("m"));
+  WriteViaRename(config, Config("m"));
   for (const char* mode : {"0666", "0660", "0602", "0620", "4640"}) {
     SCOPED_TRACE(mode);
-    ShmGuard segment(UniqueName("trust-mode"));
-    auto pub = Process::Spawn({PublisherArgs(config, segment.name(), {"--segment-mode", mode}), dir / "pub.log",
-                               std::nullopt, std::nullopt});
-    ASSERT_TRUE(pub->WaitExit(kTimeout));
-    EXPECT_EQ(pub->exit_code(), 1);
+    SegmentGuard segment(UniqueName("trust-mode"));
+    auto pub = ChildProcess::Spawn(PublisherArgs(config, segment.name(), {"--segment-mode", mode}),
+                                   {.output_path = dir / "pub.log"});
+    ASSERT_TRUE(pub.WaitExit(kTimeout));
+    EXPECT_EQ(pub.exit_code(), 1);
     EXPECT_NE(ReadFile(dir / "pub.log").find(std::string("--segment-mode ") + mode + " is refused"),
               std::string::npos);
     EXPECT_NE(access(("/dev/shm/" + segment.name()).c_str(), F_OK), 0) << "a segment was created anyway";
@@ -238,14 +225,14 @@ class ReaderTrust : public ::testing::Test {
  protected:
   void SetUp() override {
     unsetenv("CONFCAST_SEGMENT_OWNER");
-    ReplaceFile(config_, Config("published"));
-    pub_ = Process::Spawn({PublisherArgs(config_, segment_.name(), {"--segment-mode", "0644"}), dir_ / "pub.log",
-                           std::nullopt, std::nullopt});
+    WriteViaRename(config_, Config("published"));
+    pub_ = ChildProcess::Spawn(PublisherArgs(config_, segment_.name(), {"--segment-mode", "0644"}),
+                               {.output_path = dir_ / "pub.log"});
     auto sub = OpenWhenReady(segment_.name(), kTimeout);
     ASSERT_TRUE(sub) << ReadFile(dir_ / "pub.log");
     ASSERT_EQ(sub->Wait(0, static_cast<int>(kTimeout.count())), CONFCAST_OK);
-    pub_->Signal(SIGTERM);
-    ASSERT_TRUE(pub_->WaitExit(kTimeout));
+    pub_.Signal(SIGTERM);
+    ASSERT_TRUE(pub_.WaitExit(kTimeout));
   }
   void TearDown() override { unsetenv("CONFCAST_SEGMENT_OWNER"); }
   std::string File() const { return "/dev/shm/" + segment_.name(); }
@@ -264,15 +251,15 @@ class ReaderTrust : public ::testing::Test {
     return rc;
   }
   int CtlExit() const {
-    auto ctl = Process::Spawn({{CONFCAST_CTL_BIN, "--segment", segment_.name(), "get", "llm.model"},
-                               dir_ / "ctl.log", std::nullopt, std::nullopt});
-    ctl->WaitExit(kTimeout);
-    return ctl->exit_code();
+    auto ctl = ChildProcess::Spawn({CONFCAST_CTL_BIN, "--segment", segment_.name(), "get", "llm.model"},
+                                   {.output_path = dir_ / "ctl.log"});
+    ctl.WaitExit(kTimeout);
+    return ctl.exit_code();
   }
-  ScratchDir dir_{"trust-reader"};
+  TempDir dir_{"trust-reader"};
   const std::string config_ = dir_ / "config.yaml";
-  ShmGuard segment_{UniqueName("trust-reader")};
-  std::unique_ptr<Process> pub_;
+  SegmentGuard segment_{UniqueName("trust-reader")};
+  ChildProcess pub_;
 };
 
 TEST_F(ReaderTrust, ASegmentOthersCanWriteIsRefusedEvenFromATrustedOwner) {
@@ -290,8 +277,8 @@ TEST_F(ReaderTrust, ASegmentOthersCanWriteIsRefusedEvenFromATrustedOwner) {
 }
 
 TEST_F(ReaderTrust, AForeignOwnerIsRefusedUnlessNamedInTheEnvironment) {
-  const std::optional<Unprivileged> nobody = UserIfRoot("nobody");
-  const std::optional<Unprivileged> daemon = UserIfRoot("daemon");
+  const std::optional<User> nobody = UserIfRoot("nobody");
+  const std::optional<User> daemon = UserIfRoot("daemon");
   if (!nobody || !daemon) GTEST_SKIP() << "needs root, to own the segment as another user";
   ASSERT_EQ(chown(File().c_str(), nobody->uid, nobody->gid), 0);
   std::string message;

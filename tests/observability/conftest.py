@@ -24,9 +24,9 @@ from pathlib import Path
 
 import pytest
 
-from confcast_pytest_support import segment  # noqa: F401 (a fixture)
+from confcast_pytest_support import Publisher, segment  # noqa: F401 (segment: a fixture)
 
-from .obs_support import BASE_CONFIG, MissingBinary, Publisher, binary_from_env, locate_library
+from .obs_support import BASE_CONFIG, MissingBinary, binary_from_env, locate_library
 
 
 def _require(variable: str, what: str) -> str:
@@ -71,7 +71,7 @@ def start_publisher(publisher_binary, segment, config_file, tmp_path):
     def start(*flags: str, wait: bool = True, metrics_address: str | None = None,
               config: Path | None = None) -> Publisher:
         log = tmp_path / f"publisher-{len(started)}.log"
-        publisher = Publisher(publisher_binary, config or config_file, segment, log, "--debounce-ms", "50", *flags,
+        publisher = Publisher(publisher_binary, config or config_file, segment, log, *flags,
                               metrics_address=metrics_address)
         started.append(publisher.start())
         return publisher.wait_serving() if wait else publisher

@@ -1,5 +1,7 @@
-"""Helpers of the observability tests: real publishers, scrapes of their /metrics,
-the segment as confcastctl and the C ABI see it, and inotify-based barriers.
+"""Helpers of the observability tests: scrapes of the publisher's /metrics, the
+segment as confcastctl and the C ABI see it, and inotify-based barriers. The
+publisher, waits, ports and file replacement come from confcast_pytest_support
+(re-exported here).
 
 Everything here runs real processes against real files; the fixtures in
 conftest.py stop every process and remove every segment they create. Waits
@@ -13,21 +15,18 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import json
 import math
 import os
 import re
 import select
-import signal
-import socket
 import struct
 import subprocess
 import time
 import urllib.request
-import uuid
 from pathlib import Path
 
-from confcast_pytest_support import remove_segment, wait_until  # noqa: F401 (re-exported)
+from confcast._native import Info, Library
+from confcast_pytest_support import Publisher, free_port, remove_segment, wait_until, write_atomic  # noqa: F401 (re-exported)
 
 # A valid HolmesGPT config, well under the --max-config-bytes the counter test sets.
 BASE_CONFIG = """\
@@ -67,99 +66,6 @@ def locate_library(ctl: str) -> str:
         if candidate.is_file():
             return str(candidate)
     raise MissingBinary("libconfcast.so not found: set $CONFCAST_LIBRARY (it is not beside $CONFCAST_CTL either)")
-
-
-# -- small utilities -----------------------------------------------------------
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on right now (the kernel's choice)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def write_atomic(path: Path, data: bytes | str) -> None:
-    """Replaces ``path`` the way editors and kubelet do (write a temp file, rename), so a
-    poll can never read a half-written file and count one change twice."""
-    if isinstance(data, str):
-        data = data.encode()
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:6]}.tmp")
-    tmp.write_bytes(data)
-    os.rename(tmp, path)
-
-
-# -- the publisher -----------------------------------------------------------
-
-
-class Publisher:
-    """A real confcast-publisher; stderr goes to a file the tests read (its log)."""
-
-    def __init__(self, binary: str, config: Path, segment: str, log_path: Path, *extra: str,
-                 metrics_address: str | None = None):
-        """Serves /metrics on 127.0.0.1:<free port> unless ``metrics_address`` says otherwise."""
-        if metrics_address is None:
-            self.metrics_port = free_port()
-            metrics_address = f"127.0.0.1:{self.metrics_port}"
-        else:
-            self.metrics_port = None
-        self.args = [binary, "--config", str(config), "--segment", segment,
-                     "--metrics-address", metrics_address, *extra]
-        self.segment = segment
-        self.log_path = log_path
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> "Publisher":
-        with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(self.args, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-        return self
-
-    def wait_serving(self, timeout: float = 15) -> "Publisher":
-        """Until /metrics answers with a published version (the first load is done)."""
-        def ready():
-            if self.process.poll() is not None:
-                raise AssertionError(f"confcast-publisher exited with {self.process.returncode}:\n{self.log_text()}")
-            try:
-                return parse_metrics(scrape(self.metrics_port)).get(("confcast_config_version", ()), 0) >= 1
-            except OSError:
-                return False
-        wait_until(ready, timeout, f"confcast-publisher to serve /metrics on port {self.metrics_port}")
-        return self
-
-    def signal(self, signo: int) -> None:
-        self.process.send_signal(signo)
-
-    def stop(self, timeout: float = 10) -> int | None:
-        """SIGTERM, then SIGKILL if it does not stop in time; a stopped (SIGSTOP) one is resumed first."""
-        if self.process is None or self.process.poll() is not None:
-            return None if self.process is None else self.process.returncode
-        self.process.send_signal(signal.SIGCONT)
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout)
-            raise AssertionError(f"confcast-publisher ignored SIGTERM for {timeout} s:\n{self.log_text()}")
-
-    def log_bytes(self) -> bytes:
-        try:
-            return self.log_path.read_bytes()
-        except FileNotFoundError:
-            return b""
-
-    def log_text(self, lines: int = 40) -> str:
-        return "\n".join(self.log_bytes().decode(errors="replace").splitlines()[-lines:])
-
-    def json_log(self) -> list[dict]:
-        """Every complete line of a --log-format json log, parsed (a line that is not JSON fails)."""
-        records = []
-        for number, raw in enumerate(self.log_bytes().split(b"\n")[:-1], 1):
-            try:
-                records.append(json.loads(raw.decode("utf-8")))
-            except (UnicodeDecodeError, json.JSONDecodeError) as error:
-                raise AssertionError(f"log line {number} is not a JSON object ({error}): {raw!r}") from None
-        return records
 
 
 # -- /metrics -----------------------------------------------------------------
@@ -256,37 +162,26 @@ def ctl_status(ctl_binary: str, segment: str) -> dict:
             "text": result.stdout}
 
 
-class ConfcastInfo(ctypes.Structure):
-    _fields_ = [("version", ctypes.c_uint64), ("published_unix_ns", ctypes.c_int64),
-                ("heartbeat_unix_ns", ctypes.c_int64), ("publisher_pid", ctypes.c_int32),
-                ("reload_total", ctypes.c_uint64), ("reload_errors_total", ctypes.c_uint64),
-                ("sha256_hex", ctypes.c_char * 65), ("last_error", ctypes.c_char * 256)]
-
-
 class SegmentReader:
     """The segment through the C ABI (confcast_info_get): exact publish times in ns."""
 
     def __init__(self, library_path: str, segment: str):
-        self.lib = ctypes.CDLL(library_path)
-        self.lib.confcast_open.argtypes = [ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p)]
-        self.lib.confcast_info_get.argtypes = [ctypes.c_void_p, ctypes.POINTER(ConfcastInfo)]
-        self.lib.confcast_close.argtypes = [ctypes.c_void_p]
-        self.lib.confcast_strerror.restype = ctypes.c_char_p
+        self.lib = Library(ctypes.CDLL(library_path, use_errno=True), library_path)
         self.handle = ctypes.c_void_p()
-        rc = self.lib.confcast_open(segment.encode(), ctypes.byref(self.handle))
+        rc = self.lib.open(segment.encode(), ctypes.byref(self.handle))
         if rc != 0:
-            raise AssertionError(f"confcast_open({segment}): {self.lib.confcast_strerror(rc).decode()}")
+            raise AssertionError(f"confcast_open({segment}): {self.lib.message(rc)}")
 
-    def info(self) -> ConfcastInfo:
-        info = ConfcastInfo()
-        rc = self.lib.confcast_info_get(self.handle, ctypes.byref(info))
+    def info(self) -> Info:
+        info = Info()
+        rc = self.lib.info_get(self.handle, ctypes.byref(info))
         if rc != 0:
-            raise AssertionError(f"confcast_info_get: {self.lib.confcast_strerror(rc).decode()}")
+            raise AssertionError(f"confcast_info_get: {self.lib.message(rc)}")
         return info
 
     def close(self) -> None:
         if self.handle:
-            self.lib.confcast_close(self.handle)
+            self.lib.close(self.handle)
             self.handle = ctypes.c_void_p()
 
 

@@ -1,5 +1,7 @@
-"""Helpers shared by the Python tests: real publishers, kubelet-style ConfigMap updates,
-bounded waits, and HTTP against a real gunicorn.
+"""Helpers of the Python package tests: realistic HolmesGPT configs, kubelet-style
+ConfigMap updates, and HTTP against a real gunicorn. The publisher, waits, segment
+names and ports come from confcast_pytest_support (re-exported here for the tests
+that import them from this module).
 
 Everything here starts real processes and touches real files; every process
 started is stopped, and every segment removed, by the fixture that made it
@@ -18,16 +20,14 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
 
-from confcast_pytest_support import remove_segment, unique_segment, wait_until  # noqa: F401 (re-exported)
+from confcast_pytest_support import (PYTHON_PACKAGE_DIR, REPO, Publisher, free_port,  # noqa: F401 (re-exported)
+                                     remove_segment, unique_segment, wait_until)
 
-REPO = Path(__file__).resolve().parents[2]
 DEMO_DIR = REPO / "examples" / "holmesgpt_api"
-PYTHON_PACKAGE_DIR = REPO / "subscriber" / "python"
 
 
 def holmes_config(model: str = "gpt-4o", *, provider: str = "openai", endpoint: str | None = None,
@@ -95,63 +95,6 @@ class KubeletConfigMap:
 
     def read_bytes(self) -> bytes:
         return self.path.read_bytes()
-
-
-class Publisher:
-    """A real confcast-publisher process on one segment; its log goes to a file for failure messages."""
-
-    def __init__(self, binary: str, config_path: Path, segment: str, log_path: Path,
-                 extra_args: tuple[str, ...] = ("--debounce-ms", "50", "--metrics-address", "none")) -> None:
-        self.binary = binary
-        self.config_path = config_path
-        self.segment = segment
-        self.log_path = log_path
-        self.args = [binary, "--config", str(config_path), "--segment", segment, *extra_args]
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> "Publisher":
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(self.args, stdout=log, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL)
-        return self
-
-    def wait_published(self, timeout: float = 10.0) -> None:
-        """Waits until this publisher owns the segment and has published a version."""
-        import confcast
-
-        def published():
-            if self.process.poll() is not None:
-                raise AssertionError(f"confcast-publisher exited with {self.process.returncode}:\n{self.log_tail()}")
-            try:
-                with confcast.Subscriber(self.segment) as sub:
-                    info = sub.info()
-            except (confcast.SegmentNotFound, confcast.Empty):
-                return False
-            return info["version"] >= 1 and info["publisher_pid"] == self.process.pid
-
-        wait_until(published, timeout, f"publisher on {self.segment} to publish")
-
-    def log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except FileNotFoundError:
-            return "(no log)"
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int | None:
-        if self.process is None or self.process.poll() is not None:
-            return None if self.process is None else self.process.returncode
-        self.process.send_signal(sig)
-        try:
-            return self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            return self.process.wait()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Answer:

@@ -24,12 +24,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: confcast_pytest_support
-from confcast_pytest_support import remove_segment, segment, unique_segment  # noqa: E402,F401 (segment: a fixture)
-from cc_helpers import (PYTHON_PACKAGE_DIR, REPO, DemoServer, KubeletConfigMap, Publisher,  # noqa: E402
-                        holmes_config)
-
-if str(PYTHON_PACKAGE_DIR) not in sys.path:
-    sys.path.insert(0, str(PYTHON_PACKAGE_DIR))
+from confcast_pytest_support import REPO, Publisher, remove_segment, segment, unique_segment  # noqa: E402,F401 (segment: a fixture)
+from cc_helpers import DemoServer, KubeletConfigMap, holmes_config  # noqa: E402
 
 
 def _locate(variable: str, relative: str) -> tuple[str | None, str]:

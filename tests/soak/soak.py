@@ -21,7 +21,7 @@ Usage:
       [--build-dir build-rel] [--publisher PATH] [--library PATH]
       [--kill-every-ms 40:400] [--json]
 
-Runs as any user; creates one /dev/shm segment (cc-soak-*) and a temporary
+Runs as any user; creates one /dev/shm segment (confcast-soak-*) and a temporary
 directory, both removed at the end.
 """
 import argparse
@@ -38,6 +38,9 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.dirname(HERE))  # tests/: confcast_pytest_support, which finds the confcast package
+from confcast_pytest_support import Publisher, remove_segment, unique_segment  # noqa: E402
+from confcast._native import Info, Library  # noqa: E402
 
 OK, ERR_NO_SEGMENT, ERR_INCOMPATIBLE, ERR_CORRUPT, ERR_EMPTY = 0, -1, -2, -3, -4
 ERR_TRUNCATED, ERR_TIMEOUT = -7, -10
@@ -69,29 +72,9 @@ BAD_CONFIGS = [
 ]
 
 
-class Info(ctypes.Structure):
-    _fields_ = [("version", ctypes.c_uint64), ("published_unix_ns", ctypes.c_int64),
-                ("heartbeat_unix_ns", ctypes.c_int64), ("publisher_pid", ctypes.c_int32),
-                ("reload_total", ctypes.c_uint64), ("reload_errors_total", ctypes.c_uint64),
-                ("sha256_hex", ctypes.c_char * 65), ("last_error", ctypes.c_char * 256)]
-
-
 def load_library(path):
-    lib = ctypes.CDLL(path)
-    sub_p = ctypes.c_void_p
-    u64p = ctypes.POINTER(ctypes.c_uint64)
-    lib.confcast_open.argtypes = [ctypes.c_char_p, ctypes.POINTER(sub_p)]
-    lib.confcast_close.argtypes = [sub_p]
-    lib.confcast_version.argtypes = [sub_p]
-    lib.confcast_version.restype = ctypes.c_uint64
-    lib.confcast_get_int.argtypes = [sub_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_int64), u64p]
-    lib.confcast_snapshot_json.argtypes = [sub_p, ctypes.c_char_p, ctypes.c_size_t,
-                                           ctypes.POINTER(ctypes.c_size_t), u64p]
-    lib.confcast_get_json.argtypes = [sub_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_size_t,
-                                      ctypes.POINTER(ctypes.c_size_t), u64p]
-    lib.confcast_wait.argtypes = [sub_p, ctypes.c_uint64, ctypes.c_int, u64p]
-    lib.confcast_info_get.argtypes = [sub_p, ctypes.POINTER(Info)]
-    return lib
+    """libconfcast with every prototype declared (the package's own declarations)."""
+    return Library(ctypes.CDLL(path, use_errno=True), path)
 
 
 def reader(library, segment, stop, results, index):
@@ -133,14 +116,14 @@ def reader(library, segment, stop, results, index):
             last_version, last_n = ver, n
 
     while not sub and not stop.is_set():
-        if lib.confcast_open(segment.encode(), ctypes.byref(sub)) != OK:
+        if lib.open(segment.encode(), ctypes.byref(sub)) != OK:
             sub = ctypes.c_void_p()
             time.sleep(0.002)
     iteration = 0
     while not stop.is_set():
         iteration += 1
         start = time.monotonic()
-        rc = lib.confcast_snapshot_json(sub, buf, len(buf), ctypes.byref(size), ctypes.byref(version))
+        rc = lib.snapshot_json(sub, buf, len(buf), ctypes.byref(size), ctypes.byref(version))
         timed(start)
         if rc == ERR_EMPTY:
             continue
@@ -157,8 +140,8 @@ def reader(library, segment, stop, results, index):
         stats["reads"] += 1
 
         start = time.monotonic()
-        r1 = lib.confcast_get_int(sub, b"fault.n", ctypes.byref(i1), ctypes.byref(v1))
-        r2 = lib.confcast_get_int(sub, b"fault.m", ctypes.byref(i2), ctypes.byref(v2))
+        r1 = lib.get_int(sub, b"fault.n", ctypes.byref(i1), ctypes.byref(v1))
+        r2 = lib.get_int(sub, b"fault.m", ctypes.byref(i2), ctypes.byref(v2))
         timed(start)
         if r1 != OK or r2 != OK:
             problem("torn", f"get_int rc {r1} {r2}")
@@ -170,37 +153,13 @@ def reader(library, segment, stop, results, index):
 
         if iteration % 50 == 0:
             start = time.monotonic()
-            rc = lib.confcast_wait(sub, lib.confcast_version(sub), 30, ctypes.byref(version))
+            rc = lib.wait(sub, lib.version(sub), 30, ctypes.byref(version))
             timed(start)
             stats["waits"] += 1
             if rc not in (OK, ERR_TIMEOUT):
                 problem("torn", f"wait rc {rc}")
-    lib.confcast_close(sub)
+    lib.close(sub)
     results.put((index, stats))
-
-
-class Publisher:
-    def __init__(self, binary, config, segment, log):
-        self.binary, self.config, self.segment, self.log = binary, config, segment, log
-        self.proc = None
-
-    def start(self):
-        self.proc = subprocess.Popen(
-            [self.binary, "--config", self.config, "--segment", self.segment, "--metrics-address", "none",
-             "--debounce-ms", "0", "--poll-seconds", "1", "--log-level", "error"],
-            stdout=self.log, stderr=self.log)
-
-    def signal(self, sig):
-        self.proc.send_signal(sig)
-
-    def stop(self, sig):
-        self.proc.send_signal(sig)
-        try:
-            return self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            return None
 
 
 def replace(path, text):
@@ -226,8 +185,7 @@ def main():
 
     workdir = tempfile.mkdtemp(prefix="confcast-soak-")
     config = os.path.join(workdir, "config.yaml")
-    segment = f"cc-soak-{os.getpid()}-{random.randrange(10**9)}"
-    log = open(os.path.join(workdir, "publisher.log"), "ab")
+    segment = unique_segment("soak")
     n = 1
     replace(config, good_config(n))
 
@@ -239,7 +197,8 @@ def main():
         r.start()
 
     lib = load_library(library)
-    pub = Publisher(publisher_bin, config, segment, log)
+    pub = Publisher(publisher_bin, config, segment, os.path.join(workdir, "publisher.log"),
+                    "--poll-seconds", "1", "--log-level", "error", debounce_ms=0)
     totals = dict(kills=0, terms=0, hups=0, bad_written=0, good_written=1, restarts=0, publisher_failures=0)
     bad_kinds = set()
     failures = []
@@ -248,13 +207,21 @@ def main():
     watch = ctypes.c_void_p()
     info = Info()
 
+    def stop_publisher(sig):
+        """pub.stop; a publisher that ignores the signal is a failure of the soak, not its end."""
+        try:
+            return pub.stop(sig)
+        except AssertionError as error:
+            failures.append(str(error).splitlines()[0])
+            return None
+
     def publisher_up():
         """Whether the running publisher has taken over the segment (its pid is in it)."""
         nonlocal watch
-        if not watch and lib.confcast_open(segment.encode(), ctypes.byref(watch)) != OK:
+        if not watch and lib.open(segment.encode(), ctypes.byref(watch)) != OK:
             watch = ctypes.c_void_p()
             return False
-        return lib.confcast_info_get(watch, ctypes.byref(info)) == OK and info.publisher_pid == pub.proc.pid
+        return lib.info_get(watch, ctypes.byref(info)) == OK and info.publisher_pid == pub.process.pid
 
     pub.start()
     next_fault = time.monotonic() + random.uniform(fault_min, fault_max) / 1000
@@ -264,18 +231,18 @@ def main():
             if now >= next_fault:
                 roll = random.random()
                 stopped = False
-                if pub.proc.poll() is not None:
-                    code = pub.proc.returncode
+                if pub.process.poll() is not None:
+                    code = pub.process.returncode
                     totals["publisher_failures"] += 1
                     failures.append(f"publisher exited {code} by itself")
                 elif roll < 0.70:
-                    pub.stop(signal.SIGKILL)
+                    stop_publisher(signal.SIGKILL)
                     totals["kills"] += 1
                     stopped = True
                 elif roll < 0.78 and publisher_up():
                     # A clean stop of a running publisher (one still starting
                     # has not blocked SIGTERM yet, and dies of it).
-                    code = pub.stop(signal.SIGTERM)
+                    code = stop_publisher(signal.SIGTERM)
                     totals["terms"] += 1
                     stopped = True
                     if code != 0:
@@ -283,7 +250,7 @@ def main():
                 elif publisher_up():
                     pub.signal(signal.SIGHUP)
                     totals["hups"] += 1
-                if stopped or pub.proc.poll() is not None:
+                if stopped or pub.process.poll() is not None:
                     pub.start()
                     totals["restarts"] += 1
                 next_fault = now + random.uniform(fault_min, fault_max) / 1000
@@ -299,34 +266,34 @@ def main():
             time.sleep(0.003)
 
         # The last publisher catches up with the last good file.
-        if pub.proc.poll() is not None:
+        if pub.process.poll() is not None:
             pub.start()
         sub = ctypes.c_void_p()
         caught_up = False
         value = ctypes.c_int64()
         end = time.monotonic() + 15
         while time.monotonic() < end and not caught_up:
-            if not sub and lib.confcast_open(segment.encode(), ctypes.byref(sub)) != OK:
+            if not sub and lib.open(segment.encode(), ctypes.byref(sub)) != OK:
                 sub = ctypes.c_void_p()
-            elif sub and lib.confcast_get_int(sub, b"fault.n", ctypes.byref(value), None) == OK:
+            elif sub and lib.get_int(sub, b"fault.n", ctypes.byref(value), None) == OK:
                 caught_up = value.value == n
             if not caught_up:
                 time.sleep(0.005)
         if not caught_up:
             failures.append(f"the last publisher did not publish n={n} within 15 s")
-        final_version = lib.confcast_version(sub) if sub else 0
+        final_version = lib.version(sub) if sub else 0
         if sub:
-            lib.confcast_close(sub)
+            lib.close(sub)
         if watch:
-            lib.confcast_close(watch)
-        code = pub.stop(signal.SIGTERM)
+            lib.close(watch)
+        code = stop_publisher(signal.SIGTERM)
         if code != 0:
             failures.append(f"final SIGTERM: publisher exited {code}")
     finally:
         stop.set()
-        if pub.proc and pub.proc.poll() is None:
-            pub.proc.kill()
-            pub.proc.wait()
+        if pub.process and pub.process.poll() is None:
+            pub.process.kill()
+            pub.process.wait()
 
     per_reader = {}
     for _ in readers:
@@ -343,12 +310,7 @@ def main():
             r.kill()
             r.join()
     elapsed = time.monotonic() - started
-    for leftover in (segment, segment + ".confcast-lock"):  # the publisher keeps its lock beside the segment
-        try:
-            os.unlink(f"/dev/shm/{leftover}")
-        except FileNotFoundError:
-            pass
-    log.close()
+    remove_segment(segment)
 
     def total(key):
         return sum(s[key] for s in per_reader.values())
