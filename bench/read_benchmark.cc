@@ -7,6 +7,7 @@
 //   confcast_key    a pre-resolved confcast::Key         (the hot path)
 //   confcast_path   Subscriber::Get by dotted path
 //   c_abi_path      confcast_get_* through libconfcast.so (what Python calls)
+//   c_abi_key       confcast_get_*_key: a C key handle (confcast_key_new)
 //   shared_mutex_*  std::shared_mutex guarding a pointer to the config
 //   rwlock_*        pthread_rwlock_t, the same
 //   atomic_sp_*     std::atomic<std::shared_ptr<const Config>> (C++20; load() per read)
@@ -283,6 +284,8 @@ struct World {
   uint64_t confcast_publishes = 0;  // only touched by the one writer at a time
   std::optional<confcast::Subscriber> sub;
   confcast_subscriber* c_sub = nullptr;
+  confcast_key* c_max_retries = nullptr;  // C key handles, made once like the static Keys
+  confcast_key* c_model = nullptr;
   const uint8_t* header_map = nullptr;  // our own read-only map of the header, for the retry probe
 
   std::shared_ptr<const Config> configs[2];
@@ -400,6 +403,32 @@ void CAbiPathInt(benchmark::State& state) {
     int rc = confcast_get_int(c_sub, "llm.max_retries", &v, nullptr);
     benchmark::DoNotOptimize(rc);
     benchmark::DoNotOptimize(v);
+  });
+}
+void CAbiKeyInt(benchmark::State& state) {
+  confcast_subscriber* const c_sub = g->c_sub;
+  const confcast_key* const key = g->c_max_retries;
+  int64_t v = 0;
+  if (!Expect(state, confcast_get_int_key(c_sub, key, &v, nullptr), "c abi key int")) return;
+  Loop(state, [&] {
+    int rc = confcast_get_int_key(c_sub, key, &v, nullptr);
+    benchmark::DoNotOptimize(rc);
+    benchmark::DoNotOptimize(v);
+  });
+}
+void CAbiKeyString(benchmark::State& state) {
+  confcast_subscriber* const c_sub = g->c_sub;
+  const confcast_key* const key = g->c_model;
+  char buf[256];
+  size_t len = 0;
+  if (!Expect(state, confcast_get_string_key(c_sub, key, buf, sizeof(buf), &len, nullptr), "c abi key string")) {
+    return;
+  }
+  Loop(state, [&] {
+    int rc = confcast_get_string_key(c_sub, key, buf, sizeof(buf), &len, nullptr);
+    benchmark::DoNotOptimize(rc);
+    benchmark::DoNotOptimize(buf);
+    benchmark::ClobberMemory();
   });
 }
 void ConfcastKeyDouble(benchmark::State& state) {
@@ -708,12 +737,14 @@ void RegisterAll() {
   Add("get_int/confcast_key", ConfcastKeyInt);
   Add("get_int/confcast_path", ConfcastPathInt);
   Add("get_int/c_abi_path", CAbiPathInt);
+  Add("get_int/c_abi_key", CAbiKeyInt);
   Add("get_double/confcast_key", ConfcastKeyDouble);
   Add("get_double/confcast_path", ConfcastPathDouble);
   Add("get_bool/confcast_key", ConfcastKeyBool);
   Add("get_bool/confcast_path", ConfcastPathBool);
   Add("get_string/confcast_path", ConfcastPathString);
   Add("get_string/c_abi_path", CAbiPathString);
+  Add("get_string/c_abi_key", CAbiKeyString);
   Add("toolset_enabled/confcast_path", ConfcastToolset);
   Add("version/confcast", ConfcastVersion);
   Add("pin/confcast", ConfcastPin);
@@ -721,6 +752,7 @@ void RegisterAll() {
   Add("get_int/confcast_key/publish_1ms", ConfcastKeyInt, StartConfcastWriter);
   Add("get_int/confcast_path/publish_1ms", ConfcastPathInt, StartConfcastWriter);
   Add("get_int/c_abi_path/publish_1ms", CAbiPathInt, StartConfcastWriter);
+  Add("get_int/c_abi_key/publish_1ms", CAbiKeyInt, StartConfcastWriter);
   Add("get_string/confcast_path/publish_1ms", ConfcastPathString, StartConfcastWriter);
   Add("pin/confcast/publish_1ms", ConfcastPin, StartConfcastWriter);
   Add("retry_probe/confcast_key", ConfcastKeyIntRetryProbe);
@@ -756,6 +788,10 @@ void SetUpWorld() {
   if (int rc = confcast_open(g->segment.c_str(), &g->c_sub); rc != CONFCAST_OK) {
     throw std::runtime_error(std::string("confcast_open: ") + confcast_strerror(rc));
   }
+  if (confcast_key_new("llm.max_retries", &g->c_max_retries) != CONFCAST_OK ||
+      confcast_key_new("llm.model", &g->c_model) != CONFCAST_OK) {
+    throw std::runtime_error("confcast_key_new");
+  }
   const int fd = shm_open(("/" + g->segment).c_str(), O_RDONLY | O_CLOEXEC, 0);
   void* header = fd >= 0 ? mmap(nullptr, confcast::layout::SegmentSize(g->writer->capacity()), PROT_READ, MAP_SHARED,
                                 fd, 0)
@@ -771,6 +807,8 @@ void SetUpWorld() {
 }
 
 void TearDownWorld() {
+  confcast_key_free(g->c_max_retries);
+  confcast_key_free(g->c_model);
   confcast_close(g->c_sub);
   g->sub.reset();
   g->writer.reset();

@@ -126,6 +126,37 @@ inline uint64_t PathHash(const char* p, size_t n) {
   return h ^ (h >> 32);
 }
 
+// A caller's path as the pool stores it: 8-byte words, the last one
+// zero-extended. The first two words are made once, before a read section
+// (most paths fit in 16 bytes), so that the section only compares. Reads
+// the caller's bytes only inside [p, p + n).
+class PathWords {
+ public:
+  PathWords(const char* p, size_t n) : p_(p), n_(n), first_(At(0)), second_(At(8)) {}
+  size_t size() const { return n_; }
+  uint64_t first() const { return first_; }
+  uint64_t second() const { return second_; }
+  // Bytes [i, i + 8) of the path, zero past its end; i a multiple of 8.
+  uint64_t At(size_t i) const {
+    if (i >= n_) return 0;
+    uint64_t w;
+    if (i + 8 <= n_) {
+      std::memcpy(&w, p_ + i, 8);
+      return w;
+    }
+    if (n_ >= 8) {  // the path's last 8 bytes, shifted down: one load, all inside the path
+      std::memcpy(&w, p_ + n_ - 8, 8);
+      return w >> (8 * (i + 8 - n_));
+    }
+    return LoadTail(p_ + i, n_ - i);
+  }
+
+ private:
+  const char* p_;
+  size_t n_;
+  uint64_t first_, second_;
+};
+
 // What a lookup found. Offsets are into the slot's data.
 struct Found {
   uint32_t entry_off = 0;  // byte offset of the Entry
@@ -194,6 +225,25 @@ class View {
     if (plen != len) return LookupStatus::kNotFound;
     if ((poff & 7) != 0 || !Fits(poff, plen)) return LookupStatus::kCorrupt;
     return BytesEqual(poff, path, len) ? LookupStatus::kFound : LookupStatus::kNotFound;
+  }
+
+  // PathIs for a cached guess, in fewer instructions: the pool's words are
+  // compared whole with the caller's words (PathWords), so the pool's NUL
+  // padding must be NULs too. Stricter than PathIs (true only where PathIs
+  // finds the path), so a caller that falls back to Find on false gives the
+  // same answers.
+  bool PathWordsAre(uint64_t eoff, const PathWords& path) const {
+    const uint64_t pw = Word(eoff + 8);
+    const uint64_t poff = static_cast<uint32_t>(pw), len = path.size();
+    if ((pw >> 32) != len || (poff & 7) != 0 || !Fits(poff, (len + 7) & ~uint64_t{7})) return false;
+    if (len == 0) return true;
+    if (Word(poff) != path.first()) return false;
+    if (len <= 8) return true;
+    if (Word(poff + 8) != path.second()) return false;
+    for (uint64_t i = 16; i < len; i += 8) {
+      if (Word(poff + i) != path.At(i)) return false;
+    }
+    return true;
   }
 
   // What the entry at eoff (which must fit the slot) holds; false if its type

@@ -44,12 +44,6 @@ inline void ReadFence() {
   if constexpr (!kThreadSanitizer) __atomic_thread_fence(__ATOMIC_ACQUIRE);
 }
 
-// A branch that is taken about once per publish (a retry, a cache miss):
-// telling the compiler keeps a warm read one straight run of instructions.
-// A function rather than a macro, so nothing leaks into a user's code;
-// GCC and Clang keep the hint through inlining.
-inline bool Unlikely(bool condition) { return __builtin_expect(condition, false); }
-
 template <class T>
 inline T LoadAcquire(const T* p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
 template <class T>

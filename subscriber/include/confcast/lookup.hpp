@@ -5,7 +5,8 @@
 // Every lookup is one read section (read_section.hpp). A lookup first tries
 // the place its path was found last time, remembered in one cache word; on
 // a miss it hashes the path and probes the snapshot's hash table, then
-// remembers the place. That is written once, CachedRead(), and parameterised
+// remembers the place. That is written once (TryCached, the warm half, and
+// Resolve, the cold half; CachedRead and ReadValue compose them) and parameterised
 // by a Target that says where the cache word lives and how an entry proves
 // to be the target's path:
 //
@@ -127,28 +128,40 @@ struct KeyTarget {
   std::string_view path() const noexcept { return key.path_; }
   uint64_t hash() const noexcept { return key.hash_; }
   // The Key already paid for a 64-bit hash: an entry that carries it is the
-  // Key's path (the table's own probe trusts the same test before its bytes).
-  bool Holds(const View& view, uint64_t eoff) const noexcept { return view.Word(eoff) == key.hash_; }
-};
-
-struct PathTarget {
-  std::atomic<uint64_t>& cache_cell;
-  std::string_view path_;
-  std::atomic<uint64_t>& cell() const noexcept { return cache_cell; }
-  std::string_view path() const noexcept { return path_; }
-  uint64_t hash() const noexcept { return snapshot::PathHash(path_.data(), path_.size()); }
-  // No hash was computed for a cached read: the bytes decide.
-  bool Holds(const View& view, uint64_t eoff) const noexcept {
-    return view.PathIs(eoff, path_.data(), path_.size()) == snapshot::LookupStatus::kFound;
+  // Key's path (the table's own probe trusts the same test before its
+  // bytes). eoff is inside the slot's capacity, which is all the bounds this
+  // needs: the fewest loads, for the hottest read there is.
+  bool Holds(const SegmentMapping& m, const layout::SlotHeader* slot, uint64_t eoff, View* view) const noexcept {
+    *view = View(SegmentMapping::SlotBytes(slot), m.capacity());
+    return view->Word(eoff) == key.hash_;
   }
 };
 
-// The cold half of CachedRead: hash the path, probe the table, remember
-// the place. Out of line, so that the warm half stays small enough to
-// inline into every caller.
+struct PathTarget {
+  PathTarget(std::atomic<uint64_t>& cache_cell, std::string_view path) noexcept
+      : cell_(cache_cell), path_(path), words_(path.data(), path.size()) {}
+  std::atomic<uint64_t>& cell() const noexcept { return cell_; }
+  std::string_view path() const noexcept { return path_; }
+  uint64_t hash() const noexcept { return snapshot::PathHash(path_.data(), path_.size()); }
+  // No hash was computed for a cached read: the bytes decide, compared a
+  // word at a time with words made before the section. Bounded by the
+  // snapshot's size, as Resolve is, so that a cached and an uncached read
+  // (and a pinned copy) judge the same bytes alike.
+  bool Holds(const SegmentMapping& m, const layout::SlotHeader* slot, uint64_t eoff, View* view) const noexcept {
+    return SlotView(m, slot, view) && view->EntryFits(eoff) && view->PathWordsAre(eoff, words_);
+  }
+
+ private:
+  std::atomic<uint64_t>& cell_;
+  std::string_view path_;
+  snapshot::PathWords words_;
+};
+
+// The cold half of the lookup: hash the path, probe the table, remember
+// the place for the next read. Returns use(view, entry_offset), run inside
+// the section.
 template <class Target, class Use>
-[[gnu::noinline]] int ResolveAndRead(const SegmentMapping& m, const Target& target, uint64_t* version,
-                                     Use& use) noexcept {
+int Resolve(const SegmentMapping& m, const Target& target, uint64_t* version, Use&& use) noexcept {
   const std::string_view path = target.path();
   const uint64_t hash = target.hash();
   uint64_t found_at = place::kNowhere;
@@ -170,23 +183,37 @@ template <class Target, class Use>
   return rc;
 }
 
-// The one cached lookup: finds target's entry in one read section and
-// returns use(view, entry_offset), run inside that section. A warm read is:
+// The warm half: one read section that trusts the cached place only if
+// the entry there proves to be the target's path. Returns kMiss when it
+// does not (or when nothing is cached for this version). A warm read is:
 // active index, sequence, version, data size, the cache word, the entry's
 // proof, what use() loads, sequence again.
 template <class Target, class Use>
-inline int CachedRead(const SegmentMapping& m, const Target& target, uint64_t* version, Use&& use) noexcept {
+inline int TryCached(const SegmentMapping& m, const Target& target, uint64_t* version, Use&& use) noexcept {
   std::atomic<uint64_t>& cell = target.cell();
-  const int rc = ReadSection(m, version, [&](const layout::SlotHeader* slot, uint64_t ver) -> int {
+  return ReadSection(m, version, [&](const layout::SlotHeader* slot, uint64_t ver) -> int {
     const uint64_t index = place::IndexIn(cell.load(std::memory_order_relaxed), ver);
+    if (__builtin_expect(index > m.last_entry_index(), 0)) return kMiss;
     View view(nullptr, 0);
-    if (detail::Unlikely(index > m.last_entry_index() || !SlotView(m, slot, &view))) return kMiss;
-    const uint64_t eoff = index * 8;
-    if (detail::Unlikely(!view.EntryFits(eoff) || !target.Holds(view, eoff))) return kMiss;
-    return use(view, eoff);
+    if (__builtin_expect(!target.Holds(m, slot, index * 8, &view), 0)) return kMiss;
+    return use(view, index * 8);
   });
-  if (!detail::Unlikely(rc == kMiss)) return rc;
-  return ResolveAndRead(m, target, version, use);
+}
+
+// The one cached lookup: finds target's entry in one read section and
+// returns use(view, entry_offset), run inside that section.
+// (Targets are passed by value out of line: two or three words, and a
+// caller's target then never needs an address, so its fields stay in registers.)
+template <class Target, class Use>
+[[gnu::noinline]] int ResolveOutOfLine(const SegmentMapping& m, Target target, uint64_t* version,
+                                       Use& use) noexcept {
+  return Resolve(m, target, version, use);
+}
+template <class Target, class Use>
+inline int CachedRead(const SegmentMapping& m, const Target& target, uint64_t* version, Use&& use) noexcept {
+  const int rc = TryCached(m, target, version, use);
+  if (!__builtin_expect(rc == kMiss, 0)) return rc;
+  return ResolveOutOfLine(m, target, version, use);
 }
 
 // -- what an entry's value means --------------------------------------------
@@ -213,21 +240,42 @@ inline int Convert(snapshot::Type t, uint64_t value, bool* out) noexcept {
   return CONFCAST_OK;
 }
 
-// A typed value of target. The type and value words leave the section in
-// registers and are converted after it, so that a retried or failed read
-// never leaves a torn value in *out.
+// A typed value from an entry's type word (json_len is in its high half)
+// and value word.
+template <class T>
+inline int ConvertEntry(uint64_t type, uint64_t value, T* out) noexcept {
+  const uint32_t t = static_cast<uint32_t>(type);
+  if (__builtin_expect(t >= snapshot::kTypeCount, 0)) return CONFCAST_ERR_CORRUPT;
+  return Convert(static_cast<snapshot::Type>(t), value, out);
+}
+
+// ReadValue's miss: the same lookup, with its own locals, so that the warm
+// path's type and value never have their address taken and stay in registers.
 template <class Target, class T>
-inline int ReadValue(const SegmentMapping& m, const Target& target, T* out, uint64_t* version) noexcept {
+[[gnu::noinline]] int ResolveValue(const SegmentMapping& m, Target target, T* out, uint64_t* version) noexcept {
   uint64_t type = 0, value = 0;
-  const int rc = CachedRead(m, target, version, [&](const View& view, uint64_t eoff) {
+  const int rc = Resolve(m, target, version, [&](const View& view, uint64_t eoff) {
     type = view.Word(eoff + offsetof(snapshot::Entry, type));
     value = view.Word(eoff + offsetof(snapshot::Entry, value));
     return CONFCAST_OK;
   });
-  if (detail::Unlikely(rc != CONFCAST_OK)) return rc;
-  const uint32_t t = static_cast<uint32_t>(type);  // json_len is in the high half
-  if (detail::Unlikely(t >= snapshot::kTypeCount)) return CONFCAST_ERR_CORRUPT;
-  return Convert(static_cast<snapshot::Type>(t), value, out);
+  return rc == CONFCAST_OK ? ConvertEntry(type, value, out) : rc;
+}
+
+// A typed value of target: CachedRead with the type and value words
+// carried out of the section and converted after it, so that a retried or
+// failed read never leaves a torn value in *out.
+template <class Target, class T>
+inline int ReadValue(const SegmentMapping& m, const Target& target, T* out, uint64_t* version) noexcept {
+  uint64_t type = 0, value = 0;
+  const int rc = TryCached(m, target, version, [&](const View& view, uint64_t eoff) {
+    type = view.Word(eoff + offsetof(snapshot::Entry, type));
+    value = view.Word(eoff + offsetof(snapshot::Entry, value));
+    return CONFCAST_OK;
+  });
+  if (!__builtin_expect(rc != CONFCAST_OK, 0)) return ConvertEntry(type, value, out);
+  if (rc != kMiss) return rc;
+  return ResolveValue(m, target, out, version);
 }
 
 // Copies a span out with the buffer rules of confcast_get_string: *len is

@@ -60,17 +60,17 @@ template <class Body>
 inline int ReadSection(const SegmentMapping& m, uint64_t* version, Body&& body) noexcept {
   for (uint32_t attempt = 0; attempt < kMaxAttempts; ++attempt) {
     const uint64_t active = detail::LoadAcquire(&m.header()->active_slot);
-    if (detail::Unlikely(active >= layout::kSlotCount)) return CONFCAST_ERR_CORRUPT;
+    if (__builtin_expect(active >= layout::kSlotCount, 0)) return CONFCAST_ERR_CORRUPT;
     const layout::SlotHeader* slot = m.slot(active);
     const uint64_t s1 = detail::LoadAcquire(&slot->seq);
-    if (detail::Unlikely((s1 & 1) != 0)) {
+    if (__builtin_expect((s1 & 1) != 0, 0)) {
       CpuRelax();
       continue;
     }
     const uint64_t ver = LoadData(&slot->version);
     const int rc = body(slot, ver);
     detail::ReadFence();
-    if (detail::Unlikely(detail::LoadRelaxed(&slot->seq) != s1)) continue;
+    if (__builtin_expect(detail::LoadRelaxed(&slot->seq) != s1, 0)) continue;
     if (version) *version = ver;
     return rc;
   }
@@ -83,7 +83,7 @@ inline int ReadSection(const SegmentMapping& m, uint64_t* version, Body&& body) 
 // copies exactly that many bytes) judge the same bytes alike.
 inline bool SlotView(const SegmentMapping& m, const layout::SlotHeader* slot, View* out) noexcept {
   const uint64_t size = LoadData(&slot->data_size);
-  if (detail::Unlikely(size > m.capacity() || size % 8 != 0)) return false;
+  if (__builtin_expect(size > m.capacity() || size % 8 != 0, 0)) return false;
   *out = View(SegmentMapping::SlotBytes(slot), size);
   return true;
 }

@@ -91,7 +91,7 @@ class Subscriber {
   }
   int GetString(std::string_view path, char* buf, size_t cap, size_t* len,
                 uint64_t* version = nullptr) const noexcept {
-    if (detail::Unlikely(path.size() > snapshot::kMaxPathBytes)) return NoSuchPath(version);
+    if (__builtin_expect(path.size() > snapshot::kMaxPathBytes, 0)) return NoSuchPath(version);
     return reader::CachedRead(mapping_, PathTarget(path), version, [&](const reader::View& v, uint64_t eoff) {
       return reader::CopyString(v, eoff, buf, cap, len);
     });
@@ -99,7 +99,7 @@ class Subscriber {
   // The value or subtree at path as compact JSON ("" is the whole config).
   int GetJson(std::string_view path, char* buf, size_t cap, size_t* len,
               uint64_t* version = nullptr) const noexcept {
-    if (detail::Unlikely(path.size() > snapshot::kMaxPathBytes)) return NoSuchPath(version);
+    if (__builtin_expect(path.size() > snapshot::kMaxPathBytes, 0)) return NoSuchPath(version);
     return reader::CachedRead(mapping_, PathTarget(path), version, [&](const reader::View& v, uint64_t eoff) {
       return reader::CopyJson(v, eoff, buf, cap, len);
     });
@@ -151,11 +151,11 @@ class Subscriber {
   int ByPath(std::string_view path, T* out, uint64_t* version) const noexcept {
     // No longer path can exist, and the pinned copy answers NOT_FOUND for
     // one without looking; only an empty or corrupt segment says so first.
-    if (detail::Unlikely(path.size() > snapshot::kMaxPathBytes)) return NoSuchPath(version);
+    if (__builtin_expect(path.size() > snapshot::kMaxPathBytes, 0)) return NoSuchPath(version);
     return reader::ReadValue(mapping_, PathTarget(path), out, version);
   }
   reader::PathTarget PathTarget(std::string_view path) const noexcept {
-    return reader::PathTarget{path_cache_.CellFor(path), path};
+    return reader::PathTarget(path_cache_.CellFor(path), path);
   }
   int NoSuchPath(uint64_t* version) const noexcept;
 
