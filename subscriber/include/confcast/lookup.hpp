@@ -129,8 +129,10 @@ struct KeyTarget {
   uint64_t hash() const noexcept { return key.hash_; }
   // The Key already paid for a 64-bit hash: an entry that carries it is the
   // Key's path (the table's own probe trusts the same test before its
-  // bytes). eoff is inside the slot's capacity, which is all the bounds this
-  // needs: the fewest loads, for the hottest read there is.
+  // bytes). The view is bounded by the slot's capacity, not the snapshot's
+  // size: memory-safe, one load fewer on the hottest read there is; a
+  // corrupt snapshot may then answer a warm Key read differently from a
+  // cold one, never outside the slot.
   bool Holds(const SegmentMapping& m, const layout::SlotHeader* slot, uint64_t eoff, View* view) const noexcept {
     *view = View(SegmentMapping::SlotBytes(slot), m.capacity());
     return view->Word(eoff) == key.hash_;
@@ -184,10 +186,11 @@ int Resolve(const SegmentMapping& m, const Target& target, uint64_t* version, Us
 }
 
 // The warm half: one read section that trusts the cached place only if
-// the entry there proves to be the target's path. Returns kMiss when it
-// does not (or when nothing is cached for this version). A warm read is:
-// active index, sequence, version, data size, the cache word, the entry's
-// proof, what use() loads, sequence again.
+// the entry there proves to be the target's path; kMiss when it does not
+// (or when nothing is cached for this version). A warm Key read is: active
+// index, sequence, version, the Key's word, the entry's hash, what use()
+// loads, sequence again. (__builtin_expect at each branch rather than a
+// macro: the miss branches sit out of line and nothing leaks into user code.)
 template <class Target, class Use>
 inline int TryCached(const SegmentMapping& m, const Target& target, uint64_t* version, Use&& use) noexcept {
   std::atomic<uint64_t>& cell = target.cell();
@@ -201,9 +204,10 @@ inline int TryCached(const SegmentMapping& m, const Target& target, uint64_t* ve
 }
 
 // The one cached lookup: finds target's entry in one read section and
-// returns use(view, entry_offset), run inside that section.
-// (Targets are passed by value out of line: two or three words, and a
-// caller's target then never needs an address, so its fields stay in registers.)
+// returns use(view, entry_offset), run inside that section. The cold half
+// is out of line, so that the warm half stays small enough to inline into
+// every caller; the target goes to it by value (a few words), so the
+// caller's copy never needs an address and stays in registers.
 template <class Target, class Use>
 [[gnu::noinline]] int ResolveOutOfLine(const SegmentMapping& m, Target target, uint64_t* version,
                                        Use& use) noexcept {
