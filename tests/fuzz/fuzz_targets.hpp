@@ -17,6 +17,7 @@
 #define CONFCAST_TESTS_FUZZ_FUZZ_TARGETS_HPP_
 
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -499,12 +500,15 @@ inline void ReadEverything(const Subscriber& sub, confcast_subscriber* c, const 
     CONFCAST_FUZZ_CHECK(sub.Get("llm.max_retries", &i) == CONFCAST_ERR_CORRUPT, "odd seq must end corrupt");
     return;
   }
-  static std::vector<confcast_key*> c_keys;  // the C ABI's key handles, as long-lived as the Keys
+  // The C ABI's key handles, as long-lived as the Keys (and freed at exit,
+  // so that LeakSanitizer has nothing to say).
+  using CKey = std::unique_ptr<confcast_key, void (*)(confcast_key*)>;
+  static std::vector<CKey> c_keys;
   if (c_keys.empty()) {
     for (auto& key : keys) {
       confcast_key* k = nullptr;
       CONFCAST_FUZZ_CHECK(confcast_key_new(key->path().c_str(), &k) == CONFCAST_OK, "confcast_key_new");
-      c_keys.push_back(k);
+      c_keys.emplace_back(k, confcast_key_free);
     }
   }
   for (size_t k = 0; k < keys.size(); ++k) {
@@ -518,14 +522,14 @@ inline void ReadEverything(const Subscriber& sub, confcast_subscriber* c, const 
       CONFCAST_FUZZ_CHECK(KnownStatus(sub.Get(*keys[k], &b)), "Key bool");
       if (c != nullptr) {
         int64_t ci = 0;
-        const int rci = confcast_get_int_key(c, c_keys[k], &ci, nullptr);
+        const int rci = confcast_get_int_key(c, c_keys[k].get(), &ci, nullptr);
         CONFCAST_FUZZ_CHECK(rci == ri && (ri != CONFCAST_OK || ci == i), "C key int of '%s': %d vs %d",
                             keys[k]->path().c_str(), rci, ri);
         int cb = 0;
-        CONFCAST_FUZZ_CHECK(KnownStatus(confcast_get_bool_key(c, c_keys[k], &cb, nullptr)), "C key bool");
+        CONFCAST_FUZZ_CHECK(KnownStatus(confcast_get_bool_key(c, c_keys[k].get(), &cb, nullptr)), "C key bool");
         char s[8];
         size_t len = 0;
-        CONFCAST_FUZZ_CHECK(KnownStatus(confcast_get_string_key(c, c_keys[k], s, sizeof(s), &len, nullptr)),
+        CONFCAST_FUZZ_CHECK(KnownStatus(confcast_get_string_key(c, c_keys[k].get(), s, sizeof(s), &len, nullptr)),
                             "C key string");
       }
     }
