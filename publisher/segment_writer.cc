@@ -47,6 +47,8 @@ std::variant<Target, std::string> Resolve(const std::string& segment) {
   return Target{false, "", segment};
 }
 
+// Plain POSIX, not Boost.Interprocess: Boost's create/open take no
+// O_NOFOLLOW, O_EXCL-then-fstat or mode of our choosing on this descriptor.
 int OpenTarget(const Target& t, int flags, mode_t mode) {
   flags |= O_CLOEXEC;
   if (t.is_shm) return shm_open(t.shm_name.c_str(), flags, mode);
@@ -174,7 +176,7 @@ std::variant<uint8_t*, std::string> InitNewSegment(int fd, const std::string& wh
     return Errno("cannot size segment " + where + " to " + std::to_string(size) + " bytes", errno);
   }
   // tmpfs allocates lazily: reserve now, so a full tmpfs is an error here
-  // and never a SIGBUS in a reader later.
+  // and never a SIGBUS in a reader later (Boost's truncate only ftruncates).
   if (int err = posix_fallocate(fd, 0, static_cast<off_t>(size)); err != 0 && err != EOPNOTSUPP) {
     return Errno("no room for segment " + where + " (" + std::to_string(size) + " bytes)", err);
   }
@@ -249,6 +251,8 @@ std::variant<std::unique_ptr<SegmentWriter>, SegmentWriter::Failure> SegmentWrit
   w->stride_ = layout::SlotStride(capacity);
   w->size_ = size;
 
+  // An flock on a 0200 lock file (publisher_lock.cc), not Boost's file_lock,
+  // which only opens an existing file read-write: no O_CREAT, mode or O_NOFOLLOW.
   auto lock = PublisherLock::Acquire(LockTarget(target).path);
   if (auto* failure = std::get_if<PublisherLock::Failure>(&lock)) {
     if (!failure->busy) return Failure{OpenError::kOther, failure->message};
