@@ -32,6 +32,22 @@ def _immutable(what: str, name: str):
     return refuse
 
 
+# Every dict method that changes it in place, and how its refusal names it.
+_CHANGES = (("__setitem__", "item assignment"), ("__delitem__", "item deletion"), ("__ior__", "|="),
+            ("clear", "clear()"), ("pop", "pop()"), ("popitem", "popitem()"), ("setdefault", "setdefault()"),
+            ("update", "update()"))
+
+
+def _refuses_changes(what: str):
+    """Class decorator: every in-place change of the dict raises ``TypeError`` naming ``what``."""
+    def decorate(cls):
+        for attribute, name in _CHANGES:
+            setattr(cls, attribute, _immutable(what, name))
+        return cls
+    return decorate
+
+
+@_refuses_changes("a confcast FrozenDict")
 class FrozenDict(dict):
     """A ``dict`` that refuses every change (``TypeError``): the maps inside a ``Snapshot``.
 
@@ -52,15 +68,6 @@ class FrozenDict(dict):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         pass  # filled by __new__: dict's __init__, called again on a built one, would refill it in place
-
-    __setitem__ = _immutable("a confcast FrozenDict", "item assignment")
-    __delitem__ = _immutable("a confcast FrozenDict", "item deletion")
-    __ior__ = _immutable("a confcast FrozenDict", "|=")
-    clear = _immutable("a confcast FrozenDict", "clear()")
-    pop = _immutable("a confcast FrozenDict", "pop()")
-    popitem = _immutable("a confcast FrozenDict", "popitem()")
-    setdefault = _immutable("a confcast FrozenDict", "setdefault()")
-    update = _immutable("a confcast FrozenDict", "update()")
 
     def __copy__(self) -> "FrozenDict":
         return self
@@ -108,6 +115,7 @@ def thaw(value: Any) -> Any:
     return value
 
 
+@_refuses_changes("a confcast Snapshot")
 class Snapshot(dict):
     """The validated config of one published version (defaults applied).
 
@@ -160,15 +168,6 @@ class Snapshot(dict):
 
     def __delattr__(self, name: str) -> None:
         raise TypeError(f"a confcast Snapshot is immutable (cannot delete {name!r})")
-
-    __setitem__ = _immutable("a confcast Snapshot", "item assignment")
-    __delitem__ = _immutable("a confcast Snapshot", "item deletion")
-    __ior__ = _immutable("a confcast Snapshot", "|=")
-    clear = _immutable("a confcast Snapshot", "clear()")
-    pop = _immutable("a confcast Snapshot", "pop()")
-    popitem = _immutable("a confcast Snapshot", "popitem()")
-    setdefault = _immutable("a confcast Snapshot", "setdefault()")
-    update = _immutable("a confcast Snapshot", "update()")
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Snapshot):
