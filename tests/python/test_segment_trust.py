@@ -115,6 +115,11 @@ def test_a_non_numeric_owner_variable_is_a_clear_error(copy_of_segment, monkeypa
     with pytest.raises(confcast.InvalidArgument) as err:
         confcast.Subscriber(name)
     assert "$CONFCAST_SEGMENT_OWNER='nobody' is not a numeric uid" in str(err.value)
+    # Read as the C library reads it: a uid with spaces around it is not a uid either.
+    monkeypatch.setenv("CONFCAST_SEGMENT_OWNER", f" {os.geteuid()} ")
+    with pytest.raises(confcast.InvalidArgument) as err:
+        confcast.Subscriber(name)
+    assert "is not a numeric uid" in str(err.value)
 
 
 def test_following_a_replacement_applies_the_same_rules(subscriber, publisher, copy_of_segment):

@@ -65,9 +65,9 @@ def segment_path(segment: str) -> str:
 def trusted_owner_from_environment() -> int | None:
     """The uid in ``$CONFCAST_SEGMENT_OWNER``, None when unset; ``InvalidArgument`` when not a number."""
     raw = os.environ.get(OWNER_VARIABLE)
-    if raw is None or not raw.strip():
+    if not raw:
         return None
-    value = raw.strip()
+    value = raw  # as the C library reads it: digits only, no spaces
     # A user name is refused rather than looked up: the variable must mean the same in every container.
     if not re.fullmatch(r"[0-9]{1,10}", value) or int(value) > 0xFFFFFFFE:
         raise InvalidArgument(f"${OWNER_VARIABLE}={raw!r} is not a numeric uid (e.g. "
