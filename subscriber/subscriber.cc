@@ -84,12 +84,6 @@ const char* StatusMessage(int status) noexcept {
   }
 }
 
-int64_t detail::RealtimeNs() noexcept {
-  timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
-}
-
 std::string Snapshot::sha256_hex() const {
   std::string s(64, '0');
   HexSha256(sha256_, s.data());

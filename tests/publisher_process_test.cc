@@ -25,6 +25,7 @@
 
 #include "confcast/holmesgpt.hpp"
 #include "confcast/subscriber.hpp"
+#include "segment_writer.hpp"
 #include "support/child_process.hpp"
 #include "support/names.hpp"
 #include "support/publisher.hpp"
@@ -143,7 +144,7 @@ TEST_F(ProcessFileWatcher, DebouncesRapidChanges) {
   int64_t last_write_unix_ns = 0;
   for (int i = 1; i <= 20; ++i) {
     WriteInPlace(config_, ModelConfig("m-" + std::to_string(i)));
-    last_write_unix_ns = detail::RealtimeNs();
+    last_write_unix_ns = publisher::RealtimeNs();
     const auto now = Clock::now();
     widest_gap = std::max(widest_gap, std::chrono::duration_cast<milliseconds>(now - previous));
     previous = now;

@@ -172,11 +172,6 @@ class Subscriber {
   reader::PathCache path_cache_;
 };
 
-namespace detail {
-// CLOCK_REALTIME in nanoseconds, as the publisher stamps a publish.
-int64_t RealtimeNs() noexcept;
-}  // namespace detail
-
 }  // namespace confcast
 
 #endif  // CONFCAST_SUBSCRIBER_HPP_
