@@ -136,6 +136,12 @@ class PathWords {
   size_t size() const { return n_; }
   uint64_t first() const { return first_; }
   uint64_t second() const { return second_; }
+  // The path's last 8 bytes; only for a path of at least 8 bytes.
+  uint64_t Last() const {
+    uint64_t w;
+    std::memcpy(&w, p_ + n_ - 8, 8);
+    return w;
+  }
   // Bytes [i, i + 8) of the path, zero past its end; i a multiple of 8.
   uint64_t At(size_t i) const {
     if (i >= n_) return 0;

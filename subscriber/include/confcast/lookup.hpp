@@ -98,26 +98,26 @@ class PathCache {
   void Clear() noexcept {
     for (auto& cell : cells_) cell.store(place::kNowhere, std::memory_order_relaxed);
   }
+  // The cell for a path whose first two words are already made: the
+  // fingerprint reuses them, so a by-path read loads the caller's bytes once.
+  std::atomic<uint64_t>& CellFor(const snapshot::PathWords& words) const noexcept {
+    return cells_[Fingerprint(words) >> (64 - 6)];
+  }
   std::atomic<uint64_t>& CellFor(std::string_view path) const noexcept {
-    return cells_[Fingerprint(path.data(), path.size()) >> (64 - 6)];
+    return CellFor(snapshot::PathWords(path.data(), path.size()));
   }
 
  private:
   static_assert(kCells == 64, "CellFor takes the top 6 bits");
-  // The first, middle and last 8 bytes and the length: paths that share a
-  // prefix and a suffix ("toolsets.X.enabled") still differ in the middle.
-  static uint64_t Fingerprint(const char* p, size_t n) noexcept {
-    uint64_t w = n;
-    if (n >= 8) {
-      uint64_t a, b, c;
-      std::memcpy(&a, p, 8);
-      std::memcpy(&b, p + (n - 8) / 2, 8);
-      std::memcpy(&c, p + n - 8, 8);
-      w ^= a ^ (b << 1 | b >> 63) ^ (c << 2 | c >> 62);
-    } else if (n > 0) {
-      w ^= snapshot::LoadTail(p, n);
+  // The length, the first two words and, past 16 bytes, the last 8 bytes:
+  // paths that share a prefix ("toolsets.X.enabled") differ at the end.
+  static uint64_t Fingerprint(const snapshot::PathWords& w) noexcept {
+    uint64_t x = w.size() ^ w.first() ^ (w.second() << 1 | w.second() >> 63);
+    if (w.size() > 16) {
+      const uint64_t last = w.Last();
+      x ^= last << 2 | last >> 62;
     }
-    return w * 0x9E3779B97F4A7C15ull;
+    return x * 0x9E3779B97F4A7C15ull;
   }
   mutable std::atomic<uint64_t> cells_[kCells];
 };
@@ -140,8 +140,8 @@ struct KeyTarget {
 };
 
 struct PathTarget {
-  PathTarget(std::atomic<uint64_t>& cache_cell, std::string_view path) noexcept
-      : cell_(cache_cell), path_(path), words_(path.data(), path.size()) {}
+  PathTarget(const PathCache& cache, std::string_view path) noexcept
+      : path_(path), words_(path.data(), path.size()), cell_(cache.CellFor(words_)) {}
   std::atomic<uint64_t>& cell() const noexcept { return cell_; }
   std::string_view path() const noexcept { return path_; }
   uint64_t hash() const noexcept { return snapshot::PathHash(path_.data(), path_.size()); }
@@ -154,9 +154,9 @@ struct PathTarget {
   }
 
  private:
-  std::atomic<uint64_t>& cell_;
   std::string_view path_;
   snapshot::PathWords words_;
+  std::atomic<uint64_t>& cell_;
 };
 
 // The cold half of the lookup: hash the path, probe the table, remember

@@ -155,7 +155,7 @@ class Subscriber {
     return reader::ReadValue(mapping_, PathTarget(path), out, version);
   }
   reader::PathTarget PathTarget(std::string_view path) const noexcept {
-    return reader::PathTarget(path_cache_.CellFor(path), path);
+    return reader::PathTarget(path_cache_, path);
   }
   int NoSuchPath(uint64_t* version) const noexcept;
 
