@@ -42,7 +42,8 @@ set(_system_docs ${_changelog}.gz)
 
 # Man pages from the programs' --help (help2man, when installed).
 find_program(HELP2MAN help2man)
-if(HELP2MAN AND CONFCAST_BUILD_PUBLISHER AND TARGET confcastctl)
+# Not in sanitizer builds: their programs may report at exit and fail help2man.
+if(HELP2MAN AND CONFCAST_BUILD_PUBLISHER AND TARGET confcastctl AND CONFCAST_SANITIZE STREQUAL "")
   foreach(_program confcast-publisher confcastctl)
     set(_page ${CMAKE_CURRENT_BINARY_DIR}/man/${_program}.1)
     add_custom_command(OUTPUT ${_page}.gz
@@ -57,7 +58,7 @@ if(HELP2MAN AND CONFCAST_BUILD_PUBLISHER AND TARGET confcastctl)
     list(APPEND _system_docs ${_page}.gz)
   endforeach()
 else()
-  message(STATUS "confcast: help2man not found, the .deb will carry no man pages")
+  message(STATUS "confcast: no man pages for the .deb (needs help2man, the publisher, no sanitizer)")
 endif()
 # Built with `all`, so `cpack` after `cmake --build` finds them.
 add_custom_target(confcast_package_docs ALL DEPENDS ${_system_docs})

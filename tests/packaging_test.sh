@@ -59,33 +59,31 @@ export DEBIAN_FRONTEND=noninteractive PYTHONDONTWRITEBYTECODE=1
 # variables a source-tree run uses.
 unset CONFCAST_LIBRARY PYTHONPATH CONFCAST_SEGMENT CONFCAST_SEGMENT_OWNER CONFIG_FILE
 
-stop() {  # stop PID: SIGTERM, bounded wait, then SIGKILL
-  local pid=$1
-  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 1 250); do kill -0 "$pid" 2>/dev/null || break; sleep 0.02; done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
-cleanup() {
-  stop "$PUBLISHER_PID"
-  stop "$VENV_PUBLISHER_PID"
-  if ((INSTALLED)); then
-    apt-get purge -y -qq confcast >/dev/null 2>&1 || dpkg --purge confcast >/dev/null 2>&1 || true
-  fi
-  if ((!USER_EXISTED)) && getent passwd confcast >/dev/null; then deluser --system --quiet confcast >/dev/null 2>&1 || true; fi
-  if ((!GROUP_EXISTED)) && getent group confcast >/dev/null; then delgroup --system --quiet confcast >/dev/null 2>&1 || true; fi
-  rm -f "/dev/shm/$SHM_SEGMENT" "/dev/shm/$SHM_SEGMENT.confcast-lock"
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
 fail() { echo "FAIL: $*" >&2; FAILURES=$((FAILURES + 1)); }
 pass() { echo "ok:   $*"; }
 check() {  # check DESCRIPTION COMMAND...
   local what=$1; shift
   if "$@" >"$WORK/out" 2>&1; then pass "$what"; else fail "$what"; sed 's/^/      /' "$WORK/out" >&2; fi
 }
+stop() {  # stop PID: SIGTERM (the unit's KillSignal), at most 5 s to exit, then SIGKILL
+  local pid=$1
+  if [[ -z "$pid" ]] || ! kill -TERM "$pid" 2>/dev/null; then return 0; fi
+  timeout 5 tail --pid="$pid" -s 0.02 -f /dev/null || kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+cleanup() {
+  stop "$PUBLISHER_PID"
+  stop "$VENV_PUBLISHER_PID"
+  rm -f "/dev/shm/$SHM_SEGMENT" "/dev/shm/$SHM_SEGMENT.confcast-lock"
+  if ((INSTALLED)); then
+    apt-get purge -y -qq confcast >/dev/null 2>&1 || dpkg --purge confcast >/dev/null 2>&1 || true
+  fi
+  if ((!USER_EXISTED)) && getent passwd confcast >/dev/null; then deluser --system --quiet confcast >/dev/null 2>&1 || true; fi
+  if ((!GROUP_EXISTED)) && getent group confcast >/dev/null; then delgroup --system --quiet confcast >/dev/null 2>&1 || true; fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
 expect_eq() {  # expect_eq DESCRIPTION EXPECTED ACTUAL
   if [[ "$2" == "$3" ]]; then pass "$1"; else fail "$1: expected '$2', got '$3'"; fi
 }
