@@ -224,6 +224,28 @@ stop "$PUBLISHER_PID"
 PUBLISHER_PID=""
 check "SIGTERM left the segment for the workers" test -f "$SEGMENT"
 
+# Where systemd is the init system, the instance itself: start, read,
+# reload, stop. (Elsewhere, e.g. in a container, the run by hand above is
+# as far as the machine allows.)
+if [[ -d /run/systemd/system ]]; then
+  INSTANCE="confcast-publisher@$NAME.service"
+  sed -i 's/^  model: packaged-2 /  model: packaged-3 /' "/etc/confcast/$NAME.yaml"
+  check "systemctl start $INSTANCE" systemctl start "$INSTANCE"
+  check "the service published the edited config (version 3)" \
+    as_worker /usr/bin/confcastctl --segment "$SEGMENT" wait --after 2 --timeout 10
+  expect_eq "confcastctl reads the service's llm.model" "packaged-3" \
+    "$(as_worker /usr/bin/confcastctl --segment "$SEGMENT" get llm.model 2>&1)"
+  sed -i 's/^  model: packaged-3 /  model: packaged-4 /' "/etc/confcast/$NAME.yaml"
+  check "systemctl reload $INSTANCE" systemctl reload "$INSTANCE"
+  check "the reload published version 4" \
+    as_worker /usr/bin/confcastctl --segment "$SEGMENT" wait --after 3 --timeout 10
+  check "systemctl stop $INSTANCE" systemctl stop "$INSTANCE"
+  expect_eq "it stopped cleanly" "inactive" "$(systemctl is-active "$INSTANCE" 2>&1)"
+  systemctl reset-failed "$INSTANCE" 2>/dev/null || true
+else
+  echo "skip: systemd is not the init system here: the unit is verified and its ExecStart run by hand"
+fi
+
 # -- 3. purged -------------------------------------------------------------------
 check "apt-get purge confcast" apt-get purge -y -qq confcast
 INSTALLED=0
