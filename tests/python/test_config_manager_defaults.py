@@ -24,25 +24,17 @@ def schema_defaults() -> dict[str, object]:
     return {field["path"]: field["default"] for field in fields if "default" in field and "*" not in field["path"]}
 
 
-@pytest.fixture
-def root_level():
-    root = logging.getLogger()
-    saved = root.level
-    yield root
-    root.setLevel(saved)
-
-
 def start_publisher(publisher_binary, tmp_path, segment, config_name, *extra):
     config = tmp_path / "config.yaml"
     shutil.copyfile(CONFIGS / config_name, config)
     return Publisher(publisher_binary, config, segment, tmp_path / "publisher.log", *extra).start().wait_published()
 
 
-def test_every_getter_answers_the_schema_files_default(publisher_binary, segment, tmp_path, root_level):
+def test_every_getter_answers_the_schema_files_default(publisher_binary, segment, tmp_path, caplog):
     defaults = schema_defaults()
     assert {"llm.model", "llm.provider", "llm.endpoint", "llm.max_retries", "llm.timeout_seconds",
             "llm.temperature", "toolsets", "log_level"} <= defaults.keys()
-    root_level.setLevel(logging.CRITICAL)  # so that applying the default level is seen
+    caplog.set_level(logging.CRITICAL)  # so that applying the default level is seen (restored at teardown)
     publisher = start_publisher(publisher_binary, tmp_path, segment, "holmesgpt_minimal.yaml")
     try:
         with confcast.ConfigManager(segment=segment) as cm:
@@ -55,17 +47,17 @@ def test_every_getter_answers_the_schema_files_default(publisher_binary, segment
             assert type(cm.get_llm_temperature()) is float
             assert cm.get_toolsets() == defaults["toolsets"] and isinstance(cm.get_toolsets(), dict)
             assert cm.get_log_level() == defaults["log_level"]
-            assert root_level.level == logging.getLevelName(defaults["log_level"])
+            assert logging.getLogger().level == logging.getLevelName(defaults["log_level"])
     finally:
         publisher.stop()
 
 
-def test_a_config_of_another_schema_is_refused_by_field(publisher_binary, segment, tmp_path, root_level, caplog):
-    root_level.setLevel(logging.ERROR)
+def test_a_config_of_another_schema_is_refused_by_field(publisher_binary, segment, tmp_path, caplog):
+    caplog.set_level(logging.ERROR)  # restored at teardown
     publisher = start_publisher(publisher_binary, tmp_path, segment, "app_good.yaml",
                                 "--schema", str(CONFIGS / "app_schema.yaml"))
     try:
-        with caplog.at_level(logging.WARNING, logger="confcast.config_manager"):
+        with caplog.at_level(logging.WARNING, logger="confcast.config_manager"):  # the warning, whatever the root
             with confcast.ConfigManager(segment=segment) as cm:
                 assert cm.subscriber.get("service.name") == "payments"  # the generic API reads it
                 getters = (cm.get_llm_model, cm.get_llm_provider, cm.get_llm_endpoint, cm.get_llm_max_retries,
@@ -74,7 +66,7 @@ def test_a_config_of_another_schema_is_refused_by_field(publisher_binary, segmen
                     with pytest.raises(confcast.KeyNotFound, match="not a HolmesGPT config") as caught:
                         getter()
                     assert caught.value.path == "llm.model", getter.__name__
-                assert root_level.level == logging.ERROR  # no log_level in the version: left alone
+                assert logging.getLogger().level == logging.ERROR  # no log_level in the version: left alone
         assert "has no log_level" in caplog.text
     finally:
         publisher.stop()
