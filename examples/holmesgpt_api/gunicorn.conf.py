@@ -14,7 +14,8 @@ from inside examples/holmesgpt_api it is found by itself). Two modes:
 * ``CONFCAST_START_PUBLISHER=1``: the gunicorn master starts
   ``confcast-publisher`` (``$CONFCAST_PUBLISHER``, else the one on PATH) on
   ``$CONFCAST_SEGMENT`` (else the default segment), reading ``$CONFIG_FILE``
-  (else its default path), with ``$CONFCAST_PUBLISHER_ARGS`` (e.g. ``--debounce-ms 50 --metrics-address none``),
+  (else its default path), with ``$CONFCAST_PUBLISHER_ARGS`` (e.g.
+  ``--debounce-ms 50 --metrics-address none``),
   waits until that publisher has published version >= 1 (at most
   ``$CONFCAST_PUBLISHER_START_TIMEOUT`` s, default 30), and only then lets
   the workers boot. If the publisher exits or times out, gunicorn does not

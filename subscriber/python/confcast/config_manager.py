@@ -72,6 +72,8 @@ def _field(snap: Snapshot, path: str, types: tuple[type, ...], expected: str) ->
         raise TypeMismatch(f"config version {snap.version} is not a HolmesGPT config: {path!r} is "
                            f"{type(value).__name__}, expected {expected}", path=path)
     return value
+
+
 class _Values:
     """What each getter answers for one snapshot, computed once per version, and what a getter
     compares to know they are still current: the subscriber's live view of the segment's
