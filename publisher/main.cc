@@ -22,6 +22,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "confcast/defaults.hpp"
 #include "config_file.hpp"
 #include "file_watcher.hpp"
 #include "log.hpp"
@@ -41,7 +42,7 @@ struct Flags {
   std::string schema;
   int64_t debounce_ms = 200;
   std::string metrics_address = "0.0.0.0:9464";
-  std::string metrics_prefix = "holmesgpt";
+  std::string metrics_prefix = confcast::kDefaultMetricsPrefix;
   uint64_t capacity = 1 << 20;
   uint64_t max_config_bytes = 1 << 20;
   std::string segment_mode = "0640";
@@ -315,8 +316,8 @@ int main(int argc, char** argv) {
   sigprocmask(SIG_BLOCK, &loop_signals, nullptr);
 
   Flags flags;
-  flags.config = EnvOr("CONFIG_FILE", "/etc/holmesgpt/config.yaml");
-  flags.segment = EnvOr("CONFCAST_SEGMENT", "holmesgpt-config");
+  flags.config = EnvOr("CONFIG_FILE", confcast::kDefaultConfigPath);
+  flags.segment = confcast::ResolveSegmentName({});
   flags.no_watch = EnvIsFalse("HOT_RELOAD_ENABLED");
 
   CLI::App app{"confcast-publisher: watch a YAML config and broadcast each good version through shared memory"};

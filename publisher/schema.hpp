@@ -3,7 +3,8 @@
 //
 // A Schema comes from the built-in HolmesGPT schema or a
 // --schema FILE (format: docs/schema.md). Both go through the same loader:
-// the built-in one is embedded YAML text in that same format.
+// the built-in one is the text of schemas/holmesgpt.yaml, compiled in at
+// build time (publisher/CMakeLists.txt), so it is that file exactly.
 // ParseAndValidate turns one file's bytes into the config to publish:
 // exactly one YAML map, every schema field checked (type, bounds, enum,
 // format), missing fields filled with their defaults, unknown keys kept with
@@ -54,7 +55,8 @@ class Schema {
   std::string source_;
 };
 
-// The embedded schema text behind Schema::HolmesGpt(), in the --schema format.
+// The text of schemas/holmesgpt.yaml, embedded at build time: what
+// Schema::HolmesGpt() loads.
 std::string_view HolmesGptSchemaYaml();
 
 struct ValidatedConfig {

@@ -396,7 +396,7 @@ TEST(CustomSchema, TheDocumentedExamplesLoad) {
     LoadSchema(text);
     if (text == ReadFile(ConfigDataDir() / "app_schema.yaml")) found_app_schema = true;
   }
-  EXPECT_GE(schemas, 2);
+  EXPECT_GE(schemas, 1);  // the built-in schema is linked, not copied (builtin_schema_test.cc checks that file)
   EXPECT_TRUE(found_app_schema);
 }
 

@@ -26,6 +26,7 @@
 #include <utility>
 
 #include "confcast/confcast.h"
+#include "confcast/defaults.hpp"
 #include "confcast/layout.hpp"
 #include "confcast/segment_mapping.hpp"
 #include "confcast/segment_trust.hpp"
@@ -156,11 +157,7 @@ SegmentMapping& SegmentMapping::operator=(SegmentMapping&& other) noexcept {
 }
 SegmentMapping::~SegmentMapping() = default;
 
-std::string SegmentMapping::ResolveName(std::string_view segment) {
-  if (!segment.empty()) return std::string(segment);
-  const char* env = std::getenv("CONFCAST_SEGMENT");
-  return (env && *env) ? std::string(env) : std::string(kDefaultSegment);
-}
+std::string SegmentMapping::ResolveName(std::string_view segment) { return ResolveSegmentName(segment); }
 
 int SegmentMapping::Open(std::string_view segment, SegmentMapping* out, std::string* why) noexcept {
   try {

@@ -13,8 +13,9 @@ from inside examples/holmesgpt_api it is found by itself). Two modes:
 
 * ``CONFCAST_START_PUBLISHER=1``: the gunicorn master starts
   ``confcast-publisher`` (``$CONFCAST_PUBLISHER``, else the one on PATH) on
-  ``$CONFCAST_SEGMENT`` with ``--config $CONFIG_FILE`` plus
-  ``$CONFCAST_PUBLISHER_ARGS`` (e.g. ``--debounce-ms 50 --metrics-address none``),
+  ``$CONFCAST_SEGMENT`` (else the default segment), reading ``$CONFIG_FILE``
+  (else its default path), with ``$CONFCAST_PUBLISHER_ARGS`` (e.g.
+  ``--debounce-ms 50 --metrics-address none``),
   waits until that publisher has published version >= 1 (at most
   ``$CONFCAST_PUBLISHER_START_TIMEOUT`` s, default 30), and only then lets
   the workers boot. If the publisher exits or times out, gunicorn does not
@@ -42,18 +43,19 @@ _publisher = None  # the subprocess.Popen of the publisher we started, if any
 
 def on_starting(server):
     global _publisher
+    import confcast  # importing loads no library: sidecar mode needs none in the master
+
+    segment = confcast.Subscriber.resolve_name()  # $CONFCAST_SEGMENT, else the default, as everywhere
     if os.environ.get("CONFCAST_START_PUBLISHER") != "1":
-        server.log.info("confcast: sidecar mode, expecting a publisher on segment %r",
-                        os.environ.get("CONFCAST_SEGMENT", "holmesgpt-config"))
+        server.log.info("confcast: sidecar mode, expecting a publisher on segment %r", segment)
         return
     binary = os.environ.get("CONFCAST_PUBLISHER") or shutil.which("confcast-publisher")
     if not binary:
         raise RuntimeError("CONFCAST_START_PUBLISHER=1 but no confcast-publisher: set $CONFCAST_PUBLISHER "
                            "or put it on PATH")
-    segment = os.environ.get("CONFCAST_SEGMENT", "holmesgpt-config")
-    config = os.environ.get("CONFIG_FILE", "/etc/holmesgpt/config.yaml")
-    command = [binary, "--segment", segment, "--config", config,
-               *shlex.split(os.environ.get("CONFCAST_PUBLISHER_ARGS", ""))]
+    # The publisher reads $CONFIG_FILE itself (and knows its default path).
+    command = [binary, "--segment", segment, *shlex.split(os.environ.get("CONFCAST_PUBLISHER_ARGS", ""))]
+    config = os.environ.get("CONFIG_FILE") or "the publisher's default config path"
     server.log.info("confcast: starting %s", shlex.join(command))
     _publisher = subprocess.Popen(command, preexec_fn=_die_with_parent)
     timeout = float(os.environ.get("CONFCAST_PUBLISHER_START_TIMEOUT", "30"))
@@ -76,7 +78,7 @@ def _die_with_parent():
 
 def _wait_for_first_version(segment, publisher, timeout):
     """Polls (the segment may not exist yet, so there is nothing to sleep on) until OUR publisher published."""
-    import confcast  # here, not at the top: sidecar mode needs no library in the master
+    import confcast
 
     deadline = time.monotonic() + timeout
     last_problem = "the segment does not exist yet"

@@ -16,6 +16,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "confcast/defaults.hpp"
 #include "confcast/subscriber.hpp"
 
 namespace {
@@ -137,7 +138,9 @@ int main(int argc, char** argv) {
   CLI::App app{"confcastctl: inspect a confcast config segment"};
   app.require_subcommand(1);
   std::string segment;
-  app.add_option("--segment", segment, "segment name or absolute path (default: $CONFCAST_SEGMENT, else holmesgpt-config)");
+  app.add_option("--segment", segment,
+                 std::string("segment name or absolute path (default: $CONFCAST_SEGMENT, else ") +
+                     confcast::kDefaultSegment + ")");
 
   std::string path;
   auto* get = app.add_subcommand("get", "print one value (strings bare, else JSON)");

@@ -5,13 +5,20 @@
 //   auto config = confcast::holmesgpt::Config::Pin(sub);  // one version
 //   call_llm(config.llm_model(), config.llm_timeout(), config.llm_temperature());
 //
-// A Config wraps one pinned Snapshot: every getter reads that private copy,
-// so the values of one Config always come from the same version, and no
-// getter locks, allocates or makes a system call. Pin again (per request,
-// say) to see a newer version; Pin costs one copy of the snapshot.
-// A field missing from the snapshot (a segment published with another
-// schema) reads as the built-in default of the HolmesGPT schema
-// (docs/schema.md).
+// A Config wraps one pinned Snapshot and reads each of its fields once, when
+// it is made: every getter then returns a member, so the values of one Config
+// always come from the same version, and no getter looks up, locks,
+// allocates or makes a system call. Pin again (per request, say) to see a
+// newer version; Pin costs one copy of the snapshot and a lookup or two per
+// field.
+//
+// No defaults here: the publisher fills every missing field in from the
+// HolmesGPT schema (publisher/schemas/holmesgpt.yaml, the one place they are
+// written) before it publishes, so a HolmesGPT config carries them all. A
+// snapshot without one of these fields, or with one of another type, was
+// published with another --schema: making a Config of it throws
+// confcast::Error (CONFCAST_ERR_NOT_FOUND or CONFCAST_ERR_TYPE) naming the
+// field, rather than answering with values nobody configured.
 // Threading: a Config is immutable; share it between threads freely.
 #ifndef CONFCAST_HOLMESGPT_HPP_
 #define CONFCAST_HOLMESGPT_HPP_
@@ -19,7 +26,9 @@
 #include <cstdint>
 #include <cstring>
 #include <optional>
+#include <string>
 #include <string_view>
+#include <utility>
 
 #include "confcast/subscriber.hpp"
 
@@ -27,32 +36,34 @@ namespace confcast::holmesgpt {
 
 class Config {
  public:
-  explicit Config(Snapshot snapshot) : snap_(std::move(snapshot)) {}
+  // Throws confcast::Error when `snapshot` is not a HolmesGPT config (above).
+  explicit Config(Snapshot snapshot)
+      : snap_(std::move(snapshot)),
+        llm_model_(Read<std::string_view>("llm.model")),
+        llm_provider_(Read<std::string_view>("llm.provider")),
+        llm_endpoint_(ReadNullableString("llm.endpoint")),
+        llm_max_retries_(Read<int64_t>("llm.max_retries")),
+        llm_timeout_(Read<int64_t>("llm.timeout_seconds")),
+        llm_temperature_(Read<double>("llm.temperature")),
+        toolsets_(ReadMapJson("toolsets")),
+        log_level_(Read<std::string_view>("log_level")) {}
   // Pins the current version of `sub`; throws confcast::Error (e.g. EMPTY).
   static Config Pin(const Subscriber& sub) { return Config(sub.Pin()); }
 
   uint64_t version() const noexcept { return snap_.version(); }
   const Snapshot& snapshot() const noexcept { return snap_; }
 
-  std::string_view llm_model() const noexcept { return String("llm.model", "gpt-4o"); }
-  std::string_view llm_provider() const noexcept { return String("llm.provider", "openai"); }
+  // The views point into the pinned snapshot, which copies of this Config
+  // share: valid while any of them lives.
+  std::string_view llm_model() const noexcept { return llm_model_; }
+  std::string_view llm_provider() const noexcept { return llm_provider_; }
   // nullopt when no endpoint is configured (the provider's default).
-  std::optional<std::string_view> llm_endpoint() const noexcept {
-    std::string_view v;
-    if (snap_.Get("llm.endpoint", &v) == CONFCAST_OK) return v;
-    return std::nullopt;
-  }
-  int64_t llm_max_retries() const noexcept { return Int("llm.max_retries", 3); }
-  int64_t llm_timeout() const noexcept { return Int("llm.timeout_seconds", 60); }
-  double llm_temperature() const noexcept {
-    double v = 0.0;
-    return snap_.Get("llm.temperature", &v) == CONFCAST_OK ? v : 0.0;
-  }
+  std::optional<std::string_view> llm_endpoint() const noexcept { return llm_endpoint_; }
+  int64_t llm_max_retries() const noexcept { return llm_max_retries_; }
+  int64_t llm_timeout() const noexcept { return llm_timeout_; }
+  double llm_temperature() const noexcept { return llm_temperature_; }
   // The toolsets map as JSON ({"kubernetes/core": {"enabled": true}, ...}).
-  std::string_view toolsets() const noexcept {
-    std::string_view v;
-    return snap_.GetJson("toolsets", &v) == CONFCAST_OK ? v : std::string_view("{}");
-  }
+  std::string_view toolsets() const noexcept { return toolsets_; }
   // Whether a toolset is configured and not switched off (`enabled` is not false).
   bool toolset_enabled(std::string_view name) const noexcept {
     static constexpr std::string_view kPrefix = "toolsets.", kSuffix = ".enabled";
@@ -66,19 +77,40 @@ class Config {
     bool enabled = true;
     return snap_.Get(std::string_view(path, base + kSuffix.size()), &enabled) == CONFCAST_OK ? enabled : true;
   }
-  std::string_view log_level() const noexcept { return String("log_level", "INFO"); }
+  std::string_view log_level() const noexcept { return log_level_; }
 
  private:
-  std::string_view String(std::string_view path, std::string_view fallback) const noexcept {
-    std::string_view v;
-    return snap_.Get(path, &v) == CONFCAST_OK ? v : fallback;
+  [[noreturn]] void Refuse(int status, std::string_view path) const {
+    throw Error(status, "config version " + std::to_string(snap_.version()) + " is not a HolmesGPT config (" +
+                            std::string(path) + ")");
   }
-  int64_t Int(std::string_view path, int64_t fallback) const noexcept {
-    int64_t v = 0;
-    return snap_.Get(path, &v) == CONFCAST_OK ? v : fallback;
+  template <class T>
+  T Read(std::string_view path) const {
+    T v{};
+    if (int rc = snap_.Get(path, &v); rc != CONFCAST_OK) Refuse(rc, path);
+    return v;
+  }
+  std::optional<std::string_view> ReadNullableString(std::string_view path) const {
+    if (snap_.TypeOf(path) == snapshot::Type::kNull) return std::nullopt;
+    return Read<std::string_view>(path);
+  }
+  std::string_view ReadMapJson(std::string_view path) const {
+    const auto type = snap_.TypeOf(path);
+    if (type != snapshot::Type::kMap) Refuse(type ? CONFCAST_ERR_TYPE : CONFCAST_ERR_NOT_FOUND, path);
+    std::string_view v;
+    if (int rc = snap_.GetJson(path, &v); rc != CONFCAST_OK) Refuse(rc, path);
+    return v;
   }
 
-  Snapshot snap_;
+  Snapshot snap_;  // first: the members below are read from it
+  std::string_view llm_model_;
+  std::string_view llm_provider_;
+  std::optional<std::string_view> llm_endpoint_;
+  int64_t llm_max_retries_;
+  int64_t llm_timeout_;
+  double llm_temperature_;
+  std::string_view toolsets_;
+  std::string_view log_level_;
 };
 
 }  // namespace confcast::holmesgpt

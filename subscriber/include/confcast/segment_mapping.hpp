@@ -24,8 +24,6 @@
 
 namespace confcast {
 
-inline constexpr const char* kDefaultSegment = "holmesgpt-config";
-
 class SegmentMapping {
  public:
   // Whoever keeps the bytes mapped. Defined inside the library only (a
@@ -38,7 +36,8 @@ class SegmentMapping {
   SegmentMapping& operator=(SegmentMapping&& other) noexcept;
   ~SegmentMapping();
 
-  // The name used when none is given: $CONFCAST_SEGMENT, else "holmesgpt-config".
+  // The name used when none is given: $CONFCAST_SEGMENT, else the default
+  // segment (confcast/defaults.hpp; "holmesgpt-config").
   static std::string ResolveName(std::string_view segment);
 
   // Opens `segment` (a name without '/' is a POSIX shared-memory object, an

@@ -19,6 +19,14 @@ RLock alone. Nothing is
 copied: ``get_toolsets()`` returns the version's own read-only ``FrozenDict``,
 the same object for every caller until a new version is published.
 
+No defaults are kept here: the publisher fills every missing field in from
+the HolmesGPT schema (publisher/schemas/holmesgpt.yaml, the one place they
+are written) before it publishes, so each value comes from the snapshot. A
+version that lacks one of these fields, or holds one of another type, was
+published with another ``--schema``: every getter then raises
+``KeyNotFound`` (or ``TypeMismatch``) naming the field, rather than answering
+with a value nobody configured, and ``log_level`` is left alone.
+
 Each getter reads the current version on its own; two getters called one
 after the other may straddle a reload. Code that needs several values from
 one version reads them from one ``snapshot()`` (``confcast.asgi`` pins one
@@ -44,21 +52,28 @@ from typing import Any
 
 from . import _fork
 from ._version_word import expected_pair
-from .errors import Closed
-from .snapshot import EMPTY, Snapshot
+from .errors import Closed, KeyNotFound, TypeMismatch
+from .snapshot import Snapshot
 from .subscriber import Subscriber
 
 _USE_CONSTRUCTOR_TIMEOUT = object()
 
-# The defaults of the built-in schema (docs/schema.md). The publisher applies them before
-# publishing, so these only matter for a segment written with another --schema.
-DEFAULT_LLM_MODEL = "gpt-4o"
-DEFAULT_LLM_PROVIDER = "openai"
-DEFAULT_LLM_MAX_RETRIES = 3
-DEFAULT_LLM_TIMEOUT_SECONDS = 60
-DEFAULT_LLM_TEMPERATURE = 0.0
-DEFAULT_LOG_LEVEL = "INFO"
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_MISSING = object()
+
+
+def _field(snap: Snapshot, path: str, types: tuple[type, ...], expected: str) -> Any:
+    """The value at ``path`` when it is one of ``types`` (never a bool standing in for a number)."""
+    value = snap.get(path, _MISSING)
+    if value is _MISSING:
+        raise KeyNotFound(f"config version {snap.version} is not a HolmesGPT config: it has no {path!r} "
+                          "(published with another --schema?)", path=path)
+    if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+        raise TypeMismatch(f"config version {snap.version} is not a HolmesGPT config: {path!r} is "
+                           f"{type(value).__name__}, expected {expected}", path=path)
+    return value
+
+
 class _Values:
     """What each getter answers for one snapshot, computed once per version, and what a getter
     compares to know they are still current: the subscriber's live view of the segment's
@@ -76,19 +91,19 @@ class _Values:
     def __init__(self, snap: Snapshot | None, pair: memoryview | None) -> None:
         self.pair = pair  # None equals no view: the next call checks through Subscriber.snapshot()
         self.snapshot = snap
-        self.expected = expected_pair(-1) if snap is None else snap._expected_pair
-        get = {}.get if snap is None else snap.get
-        self.llm_model = str(get("llm.model", DEFAULT_LLM_MODEL))
-        self.llm_provider = str(get("llm.provider", DEFAULT_LLM_PROVIDER))
-        endpoint = get("llm.endpoint")
-        self.llm_endpoint = None if endpoint is None else str(endpoint)
-        self.llm_max_retries = int(get("llm.max_retries", DEFAULT_LLM_MAX_RETRIES))
-        self.llm_timeout = int(get("llm.timeout_seconds", DEFAULT_LLM_TIMEOUT_SECONDS))
-        self.llm_temperature = float(get("llm.temperature", DEFAULT_LLM_TEMPERATURE))
-        toolsets = get("toolsets")
+        if snap is None:  # current for no version: never answers a getter
+            self.expected = expected_pair(-1)
+            return
+        self.expected = snap._expected_pair
+        self.llm_model = _field(snap, "llm.model", (str,), "a string")
+        self.llm_provider = _field(snap, "llm.provider", (str,), "a string")
+        self.llm_endpoint = _field(snap, "llm.endpoint", (str, type(None)), "a string or null")
+        self.llm_max_retries = _field(snap, "llm.max_retries", (int,), "an int")
+        self.llm_timeout = _field(snap, "llm.timeout_seconds", (int,), "an int")
+        self.llm_temperature = float(_field(snap, "llm.temperature", (float, int), "a number"))
         # The snapshot's own map: one read-only object per version, whichever thread computes this.
-        self.toolsets = EMPTY if toolsets is None else toolsets
-        self.log_level = str(get("log_level", DEFAULT_LOG_LEVEL)).upper()
+        self.toolsets = _field(snap, "toolsets", (dict,), "a map")
+        self.log_level = _field(snap, "log_level", (str,), "a string").upper()
 
 
 _NO_VALUES = _Values(None, None)  # current for no version: the first getter computes real ones
@@ -313,7 +328,12 @@ class ConfigManager:
             if snap.version <= self._applied_version:
                 return
             self._applied_version = snap.version
-            level = str(snap.get("log_level", DEFAULT_LOG_LEVEL)).upper()
+            level = snap.get("log_level")
+            if not isinstance(level, str):  # a version published with another --schema
+                self.logger.warning("confcast: config version %d has no log_level string; root log level left "
+                                    "as it is", snap.version)
+                return
+            level = level.upper()
             if level not in _LOG_LEVELS:
                 self.logger.warning("confcast: ignoring log_level %r of config version %d (not one of %s)",
                                     level, snap.version, ", ".join(_LOG_LEVELS))

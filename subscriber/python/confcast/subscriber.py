@@ -173,6 +173,14 @@ class Subscriber:
         self._drained = threading.Event()       # set by the last call to leave once close() began
         self._stop = threading.Event()
 
+    @staticmethod
+    def resolve_name(segment: str | None = None) -> str:
+        """The segment ``Subscriber(segment)`` opens: ``segment``, else ``$CONFCAST_SEGMENT``, else the default.
+
+        The same rule as the C library's and confcast-publisher's, without opening anything.
+        """
+        return _native.resolve_segment(segment)
+
     @classmethod
     def wait_for_segment(cls, segment: str | None = None, timeout: float = 30.0) -> "Subscriber":
         """Opens ``segment`` once it exists and has a published version, waiting up to ``timeout`` s.
