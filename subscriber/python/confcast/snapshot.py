@@ -80,9 +80,6 @@ class FrozenDict(dict):
         return (FrozenDict, (dict(self),))
 
 
-EMPTY = FrozenDict()
-
-
 def _freeze(value: Any, path: str, index: dict[str, Any], scalars: dict[str, Any]) -> Any:
     """The immutable form of a JSON value; records every node's dotted path in ``index``, and
     those of scalars (not maps, not lists) in ``scalars`` too."""
