@@ -192,6 +192,7 @@ TEST_F(FileChangeDetection, KubeletConfigMapSwap) {
 }
 
 // --poll-seconds: the safety net for changes inotify does not report.
+//
 // The watcher watches the config's directory. A hard link to the same inode
 // in another directory lets the test change the content without any event in
 // the watched directory: an in-place write through the other name notifies

@@ -29,7 +29,7 @@ using namespace test_support;  // NOLINT: the support library is this file's voc
 using namespace std::chrono_literals;
 
 // How long a whole publisher start may take on a loaded 2-core box (the
-// bound the crash and fault tests use).
+// bound the crash-recovery and segment tests use).
 const milliseconds kTimeout(15000);
 
 using PublisherStartup = PublisherTest;

@@ -6,7 +6,7 @@
 // same inode, a new inode moved in, a symlink swapped two levels up), so a
 // test names the one it means instead of "writing the file".
 //
-// Threading: the functions may be called from any thread (a fault test's
+// Threading: the functions may be called from any thread (the random-kill test's
 // writer thread replaces the config while the main thread reads); a TempDir
 // or ConfigMapVolume object belongs to one thread.
 #ifndef CONFCAST_TESTS_SUPPORT_SCRATCH_HPP_
