@@ -4,19 +4,15 @@
 // published snapshot.
 //
 // Threading: the helpers are called from main() before any benchmark thread
-// starts; the segment cleanup runs from atexit and from SIGINT/SIGTERM (it
-// only calls shm_unlink, which is async-signal-safe).
+// starts; the segment cleanup (tests/support/segment_guard.hpp) runs from
+// atexit and from SIGINT/SIGTERM.
 #ifndef CONFCAST_BENCH_BENCH_SUPPORT_HPP_
 #define CONFCAST_BENCH_BENCH_SUPPORT_HPP_
 
-#include <signal.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include <array>
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
 #include <fstream>
 #include <random>
 #include <sstream>
@@ -29,6 +25,7 @@
 #include "config_file.hpp"
 #include "schema.hpp"
 #include "snapshot_builder.hpp"
+#include "support/segment_guard.hpp"  // tests/support
 
 #ifndef CONFCAST_BENCH_DATA_DIR
 #error "bench/CMakeLists.txt defines CONFCAST_BENCH_DATA_DIR"
@@ -55,48 +52,9 @@ inline std::string UniqueSegmentName(const char* what) {
   return name;
 }
 
-// Remembers up to a few POSIX shm names and unlinks them at exit or on
-// SIGINT/SIGTERM. Fixed storage, so the signal handler needs no allocation.
-class SegmentCleanup {
- public:
-  // The segment and the publisher lock a writer keeps beside it.
-  static void Register(const std::string& name) {
-    Add(name);
-    Add(name + ".confcast-lock");
-  }
-  static void Add(const std::string& name) {
-    Table& t = table();
-    if (t.count >= kMax || name.size() + 2 > kNameBytes) throw std::runtime_error("too many bench segments");
-    std::snprintf(t.names[t.count], kNameBytes, "/%s", name.c_str());
-    if (t.count++ == 0) {
-      std::atexit(UnlinkAll);
-      struct sigaction sa {};
-      sa.sa_handler = OnSignal;
-      sigaction(SIGINT, &sa, nullptr);
-      sigaction(SIGTERM, &sa, nullptr);
-    }
-  }
-  static void UnlinkAll() {
-    Table& t = table();
-    for (int i = 0; i < t.count; ++i) shm_unlink(t.names[i]);
-  }
-
- private:
-  static constexpr int kMax = 64;
-  static constexpr size_t kNameBytes = 128;
-  struct Table {
-    char names[kMax][kNameBytes];
-    int count = 0;
-  };
-  static Table& table() {
-    static Table t;
-    return t;
-  }
-  static void OnSignal(int sig) {
-    UnlinkAll();
-    _exit(128 + sig);
-  }
-};
+// Segments removed at exit and on SIGINT/SIGTERM: the test-support
+// library's, so tests and benchmarks clean up the same way (lock included).
+using test_support::SegmentCleanup;
 
 // A config run through the publisher's pipeline: validated (defaults
 // applied), laid out as a snapshot, hashed.

@@ -7,7 +7,6 @@
 // and any temporary of it, at the end.
 #include "segment_writer.hpp"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -18,17 +17,16 @@
 
 #include <array>
 #include <cstring>
-#include <fstream>
-#include <iterator>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "../tests/support/in_process_segment.hpp"
+#include "../tests/support/scratch.hpp"
 #include "../tests/support/segment_guard.hpp"
 #include "confcast/subscriber.hpp"
-#include "snapshot_builder.hpp"
 
 namespace confcast::publisher {
 namespace {
@@ -40,12 +38,12 @@ class SegmentWriterVersions : public ::testing::Test {
   }
 
   std::unique_ptr<SegmentWriter> OpenWriter(uint64_t capacity) {
-    auto opened = SegmentWriter::Open({name_, capacity, 0600});
-    if (auto* failure = std::get_if<SegmentWriter::Failure>(&opened)) {
-      ADD_FAILURE() << "cannot open " << name_ << ": " << failure->message;
+    try {
+      return test_support::OpenSegmentWriter(name_, capacity);
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << "cannot open: " << e.what();
       return nullptr;
     }
-    return std::move(std::get<std::unique_ptr<SegmentWriter>>(opened));
   }
 
   static uint64_t PublishOne(SegmentWriter& writer, uint64_t word) {
@@ -57,30 +55,16 @@ class SegmentWriterVersions : public ::testing::Test {
 
   // A real snapshot {"n": n}, for tests that read it back with a Subscriber.
   static uint64_t PublishN(SegmentWriter& writer, int64_t n) {
-    auto built = snapshot::BuildSnapshot(nlohmann::json{{"n", n}});
-    const auto& words = std::get<snapshot::BuiltSnapshot>(built).words;
+    const std::vector<uint64_t> words = test_support::SnapshotWords(nlohmann::json{{"n", n}});
     std::array<unsigned char, 32> sha{};
     sha[0] = static_cast<unsigned char>(n);
     return writer.Publish(words.data(), words.size(), sha, RealtimeNs());
   }
 
   // Names in /dev/shm that a replacement of this segment builds under.
-  std::vector<std::string> Temporaries() const {
-    std::vector<std::string> found;
-    const std::string stem = name_ + ".confcast-new-";
-    if (DIR* dir = opendir("/dev/shm")) {
-      while (const dirent* e = readdir(dir)) {
-        if (std::string(e->d_name).rfind(stem, 0) == 0) found.push_back(e->d_name);
-      }
-      closedir(dir);
-    }
-    return found;
-  }
+  std::vector<std::string> Temporaries() const { return test_support::ReplacementTemporaries(name_); }
 
-  std::string Bytes() const {
-    std::ifstream in("/dev/shm/" + name_, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-  }
+  std::string Bytes() const { return test_support::ReadFile(test_support::SegmentFile(name_)); }
 
   const std::string name_ = "confcast-segment-writer-test-" + std::to_string(getpid()) + "-" +
                             ::testing::UnitTest::GetInstance()->current_test_info()->name();

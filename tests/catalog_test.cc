@@ -1,4 +1,4 @@
-// catalog_test.cc - the catalog of bad inputs (issue 6): one table, one row
+// catalog_test.cc - the catalog of bad inputs: one table, one row
 // per kind of bad config, each run against a real confcast-publisher process
 // that has published a good version first.
 //
@@ -254,13 +254,10 @@ Counters Read(const confcast::Subscriber& sub) {
   return c;
 }
 
-std::string StatusOutput(const std::string& segment, const TempDir& dir) {
-  const std::string out = dir / "status.txt";
-  unlink(out.c_str());
-  auto ctl = ChildProcess::Spawn({CONFCAST_CTL_BIN, "--segment", segment, "status"}, {.output_path = out});
-  EXPECT_TRUE(ctl.WaitExit(milliseconds(10000)));
-  EXPECT_EQ(ctl.exit_code(), 0);
-  return ReadFile(out);
+std::string StatusOutput(const std::string& segment) {
+  const ProcessResult status = RunCtl(segment, {"status"});
+  EXPECT_TRUE(status.status.ExitedWith(0)) << status.Describe();
+  return status.out + status.err;
 }
 
 TEST(Catalog, EveryKindOfBadConfigIsRejectedAndTheLastGoodVersionKeepsBeingServed) {
@@ -318,7 +315,7 @@ TEST(Catalog, EveryKindOfBadConfigIsRejectedAndTheLastGoodVersionKeepsBeingServe
     }
 
     // The same message where an operator looks: confcastctl status, the log.
-    EXPECT_NE(StatusOutput(segment.name(), dir).find("last error:       " + after.last_error), std::string::npos);
+    EXPECT_NE(StatusOutput(segment.name()).find("last error:       " + after.last_error), std::string::npos);
     EXPECT_TRUE(WaitUntil(
         [&] { return ReadFile(log).find("rejected config: " + after.last_error) != std::string::npos; }, kEventTimeout))
         << "log:\n"

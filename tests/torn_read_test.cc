@@ -32,7 +32,6 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
-#include <random>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -46,6 +45,9 @@
 #include "segment_writer.hpp"
 #include "snapshot_builder.hpp"
 #include "segment_bytes.hpp"  // subscriber/: reads through memory the test maps
+#include "support/in_process_segment.hpp"
+#include "support/names.hpp"
+#include "support/segment_guard.hpp"
 
 #if defined(__SANITIZE_THREAD__)
 #define TORN_READ_TEST_TSAN 1
@@ -211,8 +213,7 @@ class Publisher {
   template <class Make>
   void PublishConfig(Make&& make) {
     const uint64_t n = writer_->version() + 1;
-    auto built = snapshot::BuildSnapshot(make(n));
-    const auto& words = std::get<snapshot::BuiltSnapshot>(built).words;
+    const std::vector<uint64_t> words = test_support::SnapshotWords(make(n));
     std::array<unsigned char, 32> sha{};
     std::memcpy(sha.data(), &n, sizeof(n));
     if (writer_->Publish(words.data(), words.size(), sha, publisher::RealtimeNs()) != n) wrong_version_ = true;
@@ -239,31 +240,6 @@ class Publisher {
   std::atomic<uint64_t> published_{0};
   std::atomic<bool> wrong_version_{false};
 };
-
-class ShmName {
- public:
-  ShmName() {
-    std::mt19937_64 rng(std::random_device{}() ^ static_cast<uint64_t>(getpid()));
-    name_ = "cc-torn-" + std::to_string(getpid()) + "-" + std::to_string(rng() % 1000000000);
-  }
-  ~ShmName() {
-    shm_unlink(("/" + name_).c_str());
-    shm_unlink(("/" + name_ + ".confcast-lock").c_str());  // the publisher lock beside it
-  }
-  const std::string& name() const { return name_; }
-
- private:
-  std::string name_;
-};
-
-// A writer on a new segment; throws (failing the test) if it cannot be made.
-std::unique_ptr<publisher::SegmentWriter> OpenWriter(const std::string& name, uint64_t capacity) {
-  auto opened = publisher::SegmentWriter::Open({name, capacity, 0600});
-  if (auto* failure = std::get_if<publisher::SegmentWriter::Failure>(&opened)) {
-    throw std::runtime_error("SegmentWriter::Open: " + failure->message);
-  }
-  return std::move(std::get<std::unique_ptr<publisher::SegmentWriter>>(opened));
-}
 
 #ifndef TORN_READ_TEST_TSAN
 // A forked reader process: waits for the go signal (EOF on `go`), reads for
@@ -334,8 +310,8 @@ void ExpectClean(const Tally& t, const std::string& who, uint64_t min_reads) {
 }
 
 TEST(TornRead, ReadersInThreadsAndProcessesSeeOnlyWholeVersions) {
-  ShmName segment;
-  Publisher pub(OpenWriter(segment.name(), 256 << 10));
+  const test_support::SegmentGuard segment(test_support::UniqueName("torn"));
+  Publisher pub(test_support::OpenSegmentWriter(segment.name(), 256 << 10));
   pub.PublishOnce();  // version 1 exists before anyone reads
 
   // Children are forked before any thread exists in this process.
@@ -394,8 +370,8 @@ TEST(TornRead, ReadersInThreadsAndProcessesSeeOnlyWholeVersions) {
 // builds this with -fsanitize=thread) any access that is not part of the
 // seqlock protocol is reported as a race.
 TEST(TornRead, ReadersOnTheWritersOwnMappingSeeOnlyWholeVersions) {
-  ShmName segment;
-  Publisher pub(OpenWriter(segment.name(), 256 << 10));
+  const test_support::SegmentGuard segment(test_support::UniqueName("torn"));
+  Publisher pub(test_support::OpenSegmentWriter(segment.name(), 256 << 10));
   pub.PublishOnce();
   SegmentMapping borrowed;
   ASSERT_EQ(internal::MapBorrowed(pub.writer().mapping(), pub.writer().mapping_size(), &borrowed), CONFCAST_OK);
@@ -418,8 +394,8 @@ TEST(TornRead, ReadersOnTheWritersOwnMappingSeeOnlyWholeVersions) {
 // identity words must be atomic, as layout.hpp requires of every shared
 // word: under TSan a plain load racing this rewriter is reported.
 TEST(TornRead, HeaderVerificationRacesARewriterOnlyThroughAtomics) {
-  ShmName segment;
-  Publisher pub(OpenWriter(segment.name(), 64 << 10));
+  const test_support::SegmentGuard segment(test_support::UniqueName("torn"));
+  Publisher pub(test_support::OpenSegmentWriter(segment.name(), 64 << 10));
   pub.PublishOnce();
   const uint64_t size = pub.writer().mapping_size();
   std::unique_ptr<uint64_t[]> copy(new uint64_t[size / 8]);
@@ -450,8 +426,8 @@ TEST(TornRead, HeaderVerificationRacesARewriterOnlyThroughAtomics) {
 // The checker itself: a version that breaks the invariant is reported, so a
 // clean run above means something.
 TEST(TornRead, CheckerFlagsAMixedVersion) {
-  ShmName segment;
-  Publisher pub(OpenWriter(segment.name(), 64 << 10));
+  const test_support::SegmentGuard segment(test_support::UniqueName("torn"));
+  Publisher pub(test_support::OpenSegmentWriter(segment.name(), 64 << 10));
   pub.PublishConfig([](uint64_t n) {
     json config = ConfigFor(n);
     config["stress"]["b"] = n + 1;  // what a torn read would look like

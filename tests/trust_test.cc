@@ -251,10 +251,8 @@ class ReaderTrust : public ::testing::Test {
     return rc;
   }
   int CtlExit() const {
-    auto ctl = ChildProcess::Spawn({CONFCAST_CTL_BIN, "--segment", segment_.name(), "get", "llm.model"},
-                                   {.output_path = dir_ / "ctl.log"});
-    ctl.WaitExit(kTimeout);
-    return ctl.exit_code();
+    const ProcessResult get = RunCtl(segment_.name(), {"get", "llm.model"}, kTimeout);
+    return get.status.exited ? get.status.code : -1;
   }
   TempDir dir_{"trust-reader"};
   const std::string config_ = dir_ / "config.yaml";

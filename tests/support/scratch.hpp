@@ -6,7 +6,7 @@
 // same inode, a new inode moved in, a symlink swapped two levels up), so a
 // test names the one it means instead of "writing the file".
 //
-// Threading: the functions may be called from any thread (a fault test's
+// Threading: the functions may be called from any thread (the random-kill test's
 // writer thread replaces the config while the main thread reads); a TempDir
 // or ConfigMapVolume object belongs to one thread.
 #ifndef CONFCAST_TESTS_SUPPORT_SCRATCH_HPP_
@@ -31,18 +31,24 @@
 
 namespace confcast::test_support {
 
+// A tmpfs every Linux host mounts: a TempDir there may hold file segments
+// (a segment named by an absolute path must be on a tmpfs).
+inline constexpr std::string_view kTmpfs = "/dev/shm";
+
 [[noreturn]] inline void ThrowErrno(const std::string& what) {
   throw std::system_error(errno, std::generic_category(), what);
 }
 
-// A fresh directory under $TMPDIR (else /tmp), removed with everything in it.
-// Mode 0755: a publisher a test runs as `nobody` or `daemon` must reach the
-// config inside (mkdtemp's 0700 would make it an io error instead).
+// A fresh directory under `parent` (by default $TMPDIR, else /tmp), removed
+// with everything in it. Mode 0755: a publisher a test runs as `nobody` or
+// `daemon` must reach the config inside (mkdtemp's 0700 would make it an io
+// error instead).
 class TempDir {
  public:
-  explicit TempDir(std::string_view tag = "dir") {
+  explicit TempDir(std::string_view tag = "dir", std::string_view parent = {}) {
     const char* base = std::getenv("TMPDIR");
-    std::string pattern = std::string(base && *base ? base : "/tmp") + "/confcast-test-" + std::string(tag) + "-XXXXXX";
+    const std::string where = !parent.empty() ? std::string(parent) : base && *base ? base : "/tmp";
+    std::string pattern = where + "/confcast-test-" + std::string(tag) + "-XXXXXX";
     if (!mkdtemp(pattern.data())) ThrowErrno("mkdtemp " + pattern);
     path_ = pattern;
     if (::chmod(pattern.c_str(), 0755) != 0) ThrowErrno("chmod " + pattern);
