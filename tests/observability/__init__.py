@@ -1,1 +1,1 @@
-"""Observability tests (issue 4); a package so its conftest does not shadow tests/python's."""
+"""Observability tests (metrics, scrape, logs, heartbeat); a package so its conftest does not shadow tests/python's."""

@@ -1,4 +1,4 @@
-"""pytest fixtures of the observability tests (issue 4): the publisher's /metrics,
+"""pytest fixtures of the observability tests: the publisher's /metrics,
 a real Prometheus scraping it, confcastctl status, and the JSON log.
 
 The binaries come from the environment, as tests/run sets it:
