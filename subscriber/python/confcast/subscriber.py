@@ -78,6 +78,7 @@ _INITIAL_JSON_BYTES = 64 * 1024
 _INITIAL_STRING_BYTES = 256
 _MISSING = object()
 _RETRYABLE_WHILE_WAITING = (SegmentNotFound, Empty, Corrupt)  # a publisher may be creating it right now
+_PIN_ATTEMPTS = 100  # pins of a version that moved on before it was held; publishes are debounced
 
 # Stands in for "no snapshot yet": its version matches no version word, so the lock-free paths need
 # no None test before comparing.
@@ -127,6 +128,29 @@ class _ReopenWords:
         return self._reopened()._pair != expected
 
     __hash__ = None  # type: ignore[assignment]
+
+
+class Pin:
+    """The context of ``Subscriber.pin()``: enters with the held ``Snapshot``, releases on exit."""
+
+    __slots__ = ("_subscriber", "_segment", "_version")
+
+    def __init__(self, subscriber: "Subscriber") -> None:
+        self._subscriber = subscriber
+        self._segment: OpenSegment | None = None
+        self._version = 0
+
+    def __enter__(self) -> Snapshot:
+        if self._segment is not None:
+            raise RuntimeError("this pin() is already entered; call pin() again for another hold")
+        snap, self._segment = self._subscriber._hold_current()
+        self._version = snap.version
+        return snap
+
+    def __exit__(self, *exc_info) -> None:
+        seg, self._segment = self._segment, None
+        if seg is not None:
+            self._subscriber._release(seg, self._version)
 
 
 class Subscriber:
@@ -360,6 +384,48 @@ class Subscriber:
         with self._refresh_lock:
             if seg is self._seg:  # else another thread followed it already
                 self._follow_replacement()
+
+    # -- the worker ledger ---------------------------------------------------------
+    def pin(self) -> "Pin":
+        """``with sub.pin() as snap:`` - the current snapshot, its version held in the worker ledger
+        until the block ends, so that ``confcastctl wait --converged`` waits for it.
+
+        The ASGI middleware pins each request so. Costs one hold and one release through the C
+        library (see ``bench/python_config_access.py``); the snapshot itself is ``snapshot()``'s.
+        """
+        return Pin(self)
+
+    def _hold_current(self) -> tuple[Snapshot, OpenSegment]:
+        """Holds the current snapshot's version; returns it with the segment the hold was made in."""
+        hold = self._lib.hold
+        for _ in range(_PIN_ATTEMPTS):
+            snap = self.snapshot()
+            seg = self._enter()
+            try:
+                status = hold(seg.handle, snap.version)
+                # Hold first, then look again: a version that moved on meanwhile may have been
+                # judged drained by a rollout gate before the hold was made, so it is not used.
+                if status == _native.OK and self._pair != snap._expected_pair:
+                    self._lib.release(seg.handle, snap.version)
+                    continue
+            finally:
+                self._exit()
+            if status != _native.OK:
+                raise self._lib.error(status, f"holding version {snap.version} of {self.segment!r}",
+                                      segment=self.segment)
+            return snap, seg
+        raise ConfcastError(f"the config in {self.segment!r} changed during each of {_PIN_ATTEMPTS} pins; "
+                            f"try again", segment=self.segment)
+
+    def _release(self, seg: OpenSegment, version: int) -> None:
+        with self._guard:
+            if seg.handle is None:
+                return  # closed (or replaced and closed): its holds went with it
+            self._calls_in_flight += 1
+        try:
+            self._lib.release(seg.handle, version)
+        finally:
+            self._exit()
 
     # -- reads --------------------------------------------------------------------
     def get(self, path: str, default: Any = None) -> Any:
