@@ -65,16 +65,17 @@ enum class Verdict { kLive, kDead, kIgnored };
 
 // Judges one open entry file (name is its name in dirfd).
 Verdict Judge(int fd, const struct stat& st, uint64_t own_pidns, Worker* w) {
-  if (!S_ISREG(st.st_mode) || st.st_size != static_cast<off_t>(sizeof(layout::LedgerEntry))) {
-    return Verdict::kIgnored;
-  }
+  if (!S_ISREG(st.st_mode)) return Verdict::kDead;  // no worker made it: junk
   // No exclusive lock on it: the process that held it is gone (a lock dies
-  // with its process), whatever the bytes say.
+  // with its process), whatever the bytes say. A live owner locks its entry
+  // before the entry has a name, so this is never a worker still starting.
   if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
     flock(fd, LOCK_UN);
     return Verdict::kDead;
   }
   if (errno != EWOULDBLOCK) return Verdict::kIgnored;
+  // Locked by a live process, but not an entry we can read: ignored, kept.
+  if (st.st_size != static_cast<off_t>(sizeof(layout::LedgerEntry))) return Verdict::kIgnored;
   layout::LedgerEntry e;
   if (!ReadStable(fd, &e)) return Verdict::kIgnored;
   if (e.magic != layout::kLedgerMagic || e.layout_version != layout::kLedgerLayoutVersion ||
@@ -200,11 +201,15 @@ Scan ScanDirectory(const std::string& dir, uid_t segment_owner, bool remove_dead
       scan.full = true;
       break;
     }
-    Fd fd(openat(dfd, ent->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
+    // Not followed, not waited on: a symbolic link, a FIFO or a device at an
+    // entry's name is junk, judged by its lstat without being opened.
     struct stat st;
-    if (fd.get() < 0 || fstat(fd.get(), &st) != 0) continue;
+    if (fstatat(dfd, ent->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+    Fd fd(S_ISREG(st.st_mode) ? openat(dfd, ent->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)
+                              : -1);
+    if (S_ISREG(st.st_mode) && (fd.get() < 0 || fstat(fd.get(), &st) != 0)) continue;
     Worker w;
-    const Verdict verdict = Judge(fd.get(), st, own_pidns, &w);
+    const Verdict verdict = S_ISDIR(st.st_mode) ? Verdict::kIgnored : Judge(fd.get(), st, own_pidns, &w);
     if (verdict == Verdict::kLive) {
       scan.workers.push_back(w);
     } else if (verdict == Verdict::kDead && remove_dead) {

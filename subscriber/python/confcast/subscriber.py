@@ -62,7 +62,7 @@ import time
 import weakref
 from typing import Any, Callable
 
-from . import _fork, _native
+from . import _fork, _ledger, _native
 from ._segment import OpenSegment, open_segment
 from ._version_word import HEARTBEAT_MONO_INDEX, RETIRED_INDEX, VERSION_INDEX
 from .errors import Closed, ConfcastError, Corrupt, Empty, Incompatible, KeyNotFound, SegmentNotFound, Timeout
@@ -394,6 +394,16 @@ class Subscriber:
         library (see ``bench/python_config_access.py``); the snapshot itself is ``snapshot()``'s.
         """
         return Pin(self)
+
+    def ledger_entry(self) -> dict | None:
+        """This process's entry in the segment's worker ledger (``pid``, ``version`` read,
+        ``oldest_held``, ``held``), or None when the process could not register (see ``confcast.h``)."""
+        seg = self._enter()
+        try:
+            path = seg.path
+        finally:
+            self._exit()
+        return _ledger.own_entry(path)
 
     def _hold_current(self) -> tuple[Snapshot, OpenSegment]:
         """Holds the current snapshot's version; returns it with the segment the hold was made in."""
