@@ -2,7 +2,7 @@
 //
 //   confcastctl [--segment NAME] get PATH | dump [--json] | status [--max-age S]
 //                                | wait [--after V] [--timeout S]
-//                                | wait --converged [--timeout S] | workers [--json]
+//                                | wait --converged [--after V] [--timeout S] | workers [--json]
 //
 // Exit codes: 0 ok, 1 failed check, 2 no segment, 3 no such path, 4 usage,
 // 5 refused by the trust rules (a segment others can write, or of an
@@ -195,11 +195,22 @@ int Workers(const confcast::Subscriber& sub, bool json) {
 }
 
 // A rollout gate: returns once no live worker holds a version older than
-// the published one (which may move on meanwhile: the newest counts).
-int WaitConverged(const confcast::Subscriber& sub, double timeout_s) {
+// the published one (which may move on meanwhile: the newest counts). With
+// `after`, first waits for a version above it (the change being published
+// at all: a kubelet delivers a ConfigMap update a minute or so late).
+int WaitConverged(const confcast::Subscriber& sub, std::optional<uint64_t> after, double timeout_s) {
   using Clock = std::chrono::steady_clock;
   const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
                                            std::chrono::duration<double>(timeout_s < 0 ? 1e9 : timeout_s));
+  if (after) {
+    const double left = std::chrono::duration<double>(deadline - Clock::now()).count();
+    const int rc = sub.Wait(*after, timeout_s < 0 ? -1 : static_cast<int>(std::min(std::max(left, 0.0) * 1000.0, 2e9)));
+    if (rc == CONFCAST_ERR_TIMEOUT) {
+      std::cerr << "confcastctl: no version above " << *after << " within " << timeout_s << " s\n";
+      return kFailed;
+    }
+    if (rc != CONFCAST_OK) return Fail(rc, "wait");
+  }
   for (;;) {
     const uint64_t published = sub.version();
     const LedgerRead ledger = ReadLedger(sub);
@@ -242,12 +253,11 @@ int main(int argc, char** argv) {
   std::optional<uint64_t> after;
   double timeout = -1;
   auto* wait = app.add_subcommand("wait", "wait for a version newer than --after (default: the current one)");
-  auto* after_option = wait->add_option("--after", after, "VERSION");
+  wait->add_option("--after", after, "VERSION");
   wait->add_option("--timeout", timeout, "SECONDS (default: forever)")->check(CLI::NonNegativeNumber);
   bool converged = false;
   wait->add_flag("--converged", converged,
-                 "instead: wait until no live worker holds a version older than the published one")
-      ->excludes(after_option);
+                 "then wait until no live worker holds a version older than the published one");
   auto* workers = app.add_subcommand("workers", "list the worker ledger: who reads, which versions they hold");
   workers->add_flag("--json", json, "as {\"version\", \"workers\": [{\"pid\", \"version\", \"oldest_held\", \"held\"}]}");
 
@@ -271,7 +281,7 @@ int main(int argc, char** argv) {
     if (*get) return Get(sub, path);
     if (*dump) return Dump(sub, json);
     if (*status) return Status(sub, max_age);
-    if (*wait) return converged ? WaitConverged(sub, timeout) : Wait(sub, after, timeout);
+    if (*wait) return converged ? WaitConverged(sub, after, timeout) : Wait(sub, after, timeout);
     if (*workers) return Workers(sub, json);
   } catch (const std::exception& e) {
     std::cerr << "confcastctl: " << e.what() << "\n";

@@ -415,3 +415,25 @@ def test_gunicorn_requests_in_flight_hold_the_gate_until_they_finish(publisher_b
         finally:
             proc.stop()
             remove_segment(segment)
+
+
+def test_the_gate_can_first_wait_for_the_change_to_be_published(publisher, configmap, workers_started):
+    """wait --after V --converged: the operator's gate after `kubectl apply`, when the kubelet has not
+    delivered the new file yet: a version above V first, then no worker on an older one."""
+    holder = workers_started(publisher.segment)
+    holder.do("pin")
+    gate = subprocess.Popen([ctl_binary(), "--segment", publisher.segment, "wait", "--after", "1", "--converged",
+                             "--timeout", "20"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.3)
+        assert gate.poll() is None  # nothing published yet (and version 1 is held: it would be "converged")
+        publish(configmap, publisher, "gpt-next", 2)
+        time.sleep(0.3)
+        assert gate.poll() is None  # published, but version 1 is still held
+        holder.do("unpin")
+        out, err = gate.communicate(timeout=10)
+    finally:
+        if gate.poll() is None:
+            gate.kill()
+    assert gate.returncode == 0, err
+    assert out.strip() == "2"
