@@ -8,6 +8,7 @@ every hold the ledger shows was made by a real process that the test can also ki
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import http.client
 import json
@@ -118,6 +119,34 @@ def publish(configmap, publisher, model: str, version: int) -> None:
     wait_until(lambda: workers_version(publisher.segment) >= version, 10, f"version {version} to be published")
 
 
+@contextlib.contextmanager
+def running_gate(segment: str, *args: str):
+    """`confcastctl wait --converged ARGS` running in the background; killed at the end if still running."""
+    gate = subprocess.Popen([ctl_binary(), "--segment", segment, "wait", "--converged", "--timeout", "20", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        yield gate
+    finally:
+        if gate.poll() is None:
+            gate.kill()
+            gate.wait(10)
+
+
+def still_waiting(gate: subprocess.Popen, window: float = 0.3) -> bool:
+    """True when the gate does not return within ``window`` (the window is what is under test)."""
+    try:
+        gate.wait(window)
+    except subprocess.TimeoutExpired:
+        return True
+    return False
+
+
+def gate_opened(gate: subprocess.Popen) -> str:
+    out, err = gate.communicate(timeout=10)
+    assert gate.returncode == 0, err
+    return out.strip()
+
+
 def workers_version(segment: str) -> int:
     done = ctl(segment, "workers", "--json")
     return json.loads(done.stdout)["version"] if done.returncode == 0 else 0
@@ -148,18 +177,10 @@ def test_python_workers_hold_and_release_and_the_gate_waits_for_them(publisher, 
     assert ctl(publisher.segment, "wait", "--converged", "--timeout", "0.3").returncode == 1
 
     # The last release of version 1 ends the wait of a gate already waiting.
-    gate = subprocess.Popen([ctl_binary(), "--segment", publisher.segment, "wait", "--converged", "--timeout", "20"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        time.sleep(0.3)
-        assert gate.poll() is None, gate.communicate()
+    with running_gate(publisher.segment) as gate:
+        assert still_waiting(gate)
         a.do("unpin")
-        out, err = gate.communicate(timeout=10)
-    finally:
-        if gate.poll() is None:
-            gate.kill()
-    assert gate.returncode == 0, err
-    assert out.strip() == "2"
+        assert gate_opened(gate) == "2"
     assert workers(publisher.segment)[a.pid] == {"pid": a.pid, "version": 1, "oldest_held": None, "held": 0}
     # The worker's own view of its entry, as the demo's /healthz shows it.
     assert a.do("entry")["entry"]["held"] == 0
@@ -422,18 +443,9 @@ def test_the_gate_can_first_wait_for_the_change_to_be_published(publisher, confi
     delivered the new file yet: a version above V first, then no worker on an older one."""
     holder = workers_started(publisher.segment)
     holder.do("pin")
-    gate = subprocess.Popen([ctl_binary(), "--segment", publisher.segment, "wait", "--after", "1", "--converged",
-                             "--timeout", "20"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        time.sleep(0.3)
-        assert gate.poll() is None  # nothing published yet (and version 1 is held: it would be "converged")
+    with running_gate(publisher.segment, "--after", "1") as gate:
+        assert still_waiting(gate)  # nothing published yet (and version 1 is held: it would be "converged")
         publish(configmap, publisher, "gpt-next", 2)
-        time.sleep(0.3)
-        assert gate.poll() is None  # published, but version 1 is still held
+        assert still_waiting(gate)  # published, but version 1 is still held
         holder.do("unpin")
-        out, err = gate.communicate(timeout=10)
-    finally:
-        if gate.poll() is None:
-            gate.kill()
-    assert gate.returncode == 0, err
-    assert out.strip() == "2"
+        assert gate_opened(gate) == "2"
