@@ -32,17 +32,20 @@ class Fd {
 
 std::string Errno(const std::string& what) { return what + ": " + std::strerror(errno); }
 
-// The entry's bytes, read until two reads agree (the owner writes while we
-// read; pread is not atomic per word). False when the file changes size or
-// will not hold still.
-bool ReadStable(int fd, layout::LedgerEntry* out) {
+enum class Read { kStable, kChanging, kFailed };
+
+// The entry's bytes, read until two reads agree: the owner writes while we
+// read, and pread promises no atomicity per word, so a word read once may be
+// torn. kChanging (the last read in *out) when a busy owner never held still.
+Read ReadStable(int fd, layout::LedgerEntry* out) {
   layout::LedgerEntry second;
-  for (int attempt = 0; attempt < 4; ++attempt) {
-    if (pread(fd, out, sizeof(*out), 0) != static_cast<ssize_t>(sizeof(*out))) return false;
-    if (pread(fd, &second, sizeof(second), 0) != static_cast<ssize_t>(sizeof(second))) return false;
-    if (std::memcmp(out, &second, sizeof(second)) == 0) return true;
+  if (pread(fd, out, sizeof(*out), 0) != static_cast<ssize_t>(sizeof(*out))) return Read::kFailed;
+  for (int attempt = 0; attempt < 16; ++attempt) {
+    if (pread(fd, &second, sizeof(second), 0) != static_cast<ssize_t>(sizeof(second))) return Read::kFailed;
+    if (std::memcmp(out, &second, sizeof(second)) == 0) return Read::kStable;
+    *out = second;
   }
-  return false;
+  return Read::kChanging;
 }
 
 // Sums the Hold words of an entry into w; false when a word is impossible.
@@ -77,7 +80,8 @@ Verdict Judge(int fd, const struct stat& st, uint64_t own_pidns, Worker* w) {
   // Locked by a live process, but not an entry we can read: ignored, kept.
   if (st.st_size != static_cast<off_t>(sizeof(layout::LedgerEntry))) return Verdict::kIgnored;
   layout::LedgerEntry e;
-  if (!ReadStable(fd, &e)) return Verdict::kIgnored;
+  const Read read = ReadStable(fd, &e);
+  if (read == Read::kFailed) return Verdict::kIgnored;
   if (e.magic != layout::kLedgerMagic || e.layout_version != layout::kLedgerLayoutVersion ||
       e.entry_size != sizeof(layout::LedgerEntry) || e.hold_slots != layout::kHoldSlots || e.pid <= 0) {
     return Verdict::kIgnored;
@@ -94,7 +98,13 @@ Verdict Judge(int fd, const struct stat& st, uint64_t own_pidns, Worker* w) {
   }
   w->pid = e.pid;
   w->newest_read = e.newest_read <= layout::kHoldVersionMax ? e.newest_read : 0;
-  if (!ReadHolds(e, w)) return Verdict::kIgnored;
+  // Holds that would not hold still (or a word torn in the one read there
+  // was) are not taken as "nothing held": the worker counts as not current.
+  if (!ReadHolds(e, w)) {
+    if (read == Read::kStable) return Verdict::kIgnored;  // a settled impossible word: not an entry
+    *w = Worker{w->pid, w->newest_read};
+  }
+  w->changing = read == Read::kChanging;
   return Verdict::kLive;
 }
 
@@ -233,6 +243,10 @@ Summary Summarize(const Scan& scan, uint64_t published) {
   s.workers = scan.workers.size();
   s.oldest_held = published;
   for (const Worker& w : scan.workers) {
+    if (w.changing) {  // cannot tell: not current
+      ++s.holding_old;
+      continue;
+    }
     if (w.held == 0 || w.oldest_held >= published) continue;
     ++s.holding_old;
     s.oldest_held = std::min(s.oldest_held, w.oldest_held);

@@ -62,6 +62,7 @@ struct Worker {
   uint64_t newest_read = 0;  // 0: read nothing yet
   uint64_t oldest_held = 0;  // 0: holds nothing
   uint64_t held = 0;         // number of holds
+  bool changing = false;     // its holds changed during every read: counted as holding an old version
 };
 
 struct Scan {

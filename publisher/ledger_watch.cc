@@ -8,14 +8,25 @@
 
 namespace confcast::publisher {
 
-LedgerWatch::LedgerWatch(const std::string& segment_file, mode_t segment_mode, Metrics& metrics)
-    : dir_(ledger::DirectoryFor(segment_file)), metrics_(metrics) {
-  if (std::string problem = ledger::EnsureDirectory(dir_, segment_mode); !problem.empty()) {
+void LedgerWatch::Prepare(const std::string& segment, mode_t segment_mode) {
+  // The segment's file as the writer resolves it; a name it will refuse gets no ledger either.
+  std::string file;
+  if (!segment.empty() && segment.front() == '/') {
+    file = segment;
+  } else if (!segment.empty() && segment.find('/') == std::string::npos && segment != "." && segment != "..") {
+    file = "/dev/shm/" + segment;
+  } else {
+    return;
+  }
+  const std::string dir = ledger::DirectoryFor(file);
+  if (std::string problem = ledger::EnsureDirectory(dir, segment_mode); !problem.empty()) {
     LogEvent(spdlog::level::warn, "the worker ledger is not available; reads are unaffected",
-             {{"ledger", dir_}, {"problem", problem}});
-    last_problem_ = problem;
+             {{"ledger", dir}, {"problem", problem}});
   }
 }
+
+LedgerWatch::LedgerWatch(const std::string& segment_file, Metrics& metrics)
+    : dir_(ledger::DirectoryFor(segment_file)), metrics_(metrics) {}
 
 void LedgerWatch::OnPublish(uint64_t version, int64_t monotonic_ns) {
   draining_version_ = version;

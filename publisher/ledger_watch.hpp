@@ -25,10 +25,14 @@ class LedgerWatch {
   // How often the loop should call Scan.
   static constexpr int64_t kScanMs = 200;
 
-  // segment_file: the segment's file; segment_mode: its mode (the ledger's
-  // mode mirrors who may read it). Creates the directory; a failure is
-  // logged and the watch then only reports what it can read.
-  LedgerWatch(const std::string& segment_file, mode_t segment_mode, Metrics& metrics);
+  // Creates the ledger directory of the segment named `segment` (as
+  // --segment gives it) before the segment exists, with the mode that
+  // mirrors who may read a segment of segment_mode; a failure is logged
+  // (reads are unaffected, workers just cannot register).
+  static void Prepare(const std::string& segment, mode_t segment_mode);
+
+  // segment_file: the segment's file, whose ledger Prepare made.
+  LedgerWatch(const std::string& segment_file, Metrics& metrics);
 
   void OnPublish(uint64_t version, int64_t monotonic_ns);
   void Scan(uint64_t published, int64_t monotonic_ns);

@@ -165,6 +165,9 @@ int Run(const Flags& flags) {
   const sigset_t signals = LoopSignals();
   std::signal(SIGPIPE, SIG_IGN);
 
+  // The worker ledger before the segment: a worker that opens the segment
+  // (even before the first publish) finds the ledger there to register in.
+  cp::LedgerWatch::Prepare(flags.segment, static_cast<mode_t>(mode));
   auto opened = cp::SegmentWriter::Open({flags.segment, flags.capacity, static_cast<mode_t>(mode)});
   if (auto* failure = std::get_if<cp::SegmentWriter::Failure>(&opened)) {
     cp::LogEvent(spdlog::level::critical, failure->message);
@@ -215,7 +218,7 @@ int Run(const Flags& flags) {
                   {"version", segment->version()}});
   }
   cp::Reloader reloader({flags.config, flags.max_config_bytes, flags.strict}, std::move(*schema), *segment, *metrics);
-  cp::LedgerWatch ledger(segment->location(), static_cast<mode_t>(mode), *metrics);
+  cp::LedgerWatch ledger(segment->location(), *metrics);
   // The replacement happens inside a publish; say so once when it has.
   auto reload = [&](cp::Trigger trigger) {
     const bool was_pending = segment->replacement_pending();

@@ -3,16 +3,20 @@
 // an entry has slots, a C worker SIGKILLed while it holds, a forked child's
 // own entry. Real publishers, real confcastctl, real processes; what the
 // ledger says is read the way an operator reads it (confcastctl workers
-// --json, wait --converged).
+// --json, wait --converged). LedgerThreads runs in one process (its writer is
+// the publisher's SegmentWriter in a thread): the ThreadSanitizer build runs it.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "confcast/confcast.h"
 #include "confcast/subscriber.hpp"
@@ -22,6 +26,9 @@
 #include "support/scratch.hpp"
 #include "support/segment_guard.hpp"
 #include "support/wait.hpp"
+#include "ledger.hpp"
+#include "segment_writer.hpp"
+#include "snapshot_builder.hpp"
 
 namespace {
 
@@ -178,6 +185,75 @@ TEST_F(LedgerTest, AForkedChildHasAnEntryOfItsOwn) {
   EXPECT_EQ((*own)["held"], 1);
   child.KillAndReap();
   EXPECT_EQ(watcher_->Release(1), CONFCAST_OK);
+}
+
+// Holds and releases from several threads at once, while another thread
+// pins snapshots and the publisher's writer publishes: every hold pairs up
+// (the entry ends with nothing held), and no scan ever sees more holds than
+// are taken at once.
+TEST(LedgerThreads, HoldsFromManyThreadsPairUpWhileVersionsChange) {
+  SegmentGuard segment(UniqueName("ledger-threads"));
+  auto opened = confcast::publisher::SegmentWriter::Open({segment.name(), 4096, 0600});
+  ASSERT_TRUE(std::holds_alternative<std::unique_ptr<confcast::publisher::SegmentWriter>>(opened));
+  auto& writer = *std::get<std::unique_ptr<confcast::publisher::SegmentWriter>>(opened);
+  auto publish = [&](const std::string& model) {
+    auto built = confcast::snapshot::BuildSnapshot(nlohmann::json::parse(R"({"llm":{"model":")" + model + R"("}})"));
+    const auto& words = std::get<confcast::snapshot::BuiltSnapshot>(built).words;
+    writer.Publish(words.data(), words.size(), {}, confcast::publisher::RealtimeNs());
+  };
+  publish("first");
+  const std::string dir = confcast::ledger::DirectoryFor(segment.file());
+  ASSERT_EQ(confcast::ledger::EnsureDirectory(dir, 0600), "");
+  Subscriber sub(segment.name());
+  ASSERT_TRUE(sub.in_ledger());
+
+  constexpr int kThreads = 4, kRounds = 20000;
+  std::atomic<bool> failed{false}, stop{false}, go{false};
+  std::atomic<int> done{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      while (!go) std::this_thread::yield();
+      for (int i = 0; i < kRounds; ++i) {
+        const uint64_t v = 1 + static_cast<uint64_t>((i + t) % 3);
+        if (sub.Hold(v) != CONFCAST_OK || sub.Hold(v) != CONFCAST_OK || sub.Release(v) != CONFCAST_OK ||
+            sub.Release(v) != CONFCAST_OK) {
+          failed = true;
+        }
+      }
+      ++done;
+    });
+  }
+  std::thread pinner([&] {
+    while (!stop) {
+      confcast::Snapshot s;
+      if (sub.TryPin(&s) != CONFCAST_OK) failed = true;
+    }
+  });
+  std::thread publisher([&] {
+    for (int i = 0; i < 200 && !stop; ++i) publish("model-" + std::to_string(i));
+  });
+  size_t max_held = 0, scans = 0;
+  go = true;
+  do {  // scans while the holders run (at least one)
+    const confcast::ledger::Scan scan = confcast::ledger::ScanDirectory(dir, geteuid(), false);
+    if (scan.workers.size() != 1u) failed = true;
+    if (!scan.workers.empty()) max_held = std::max<size_t>(max_held, scan.workers[0].held);
+    ++scans;
+  } while (done < kThreads);
+  for (auto& th : threads) th.join();
+  stop = true;
+  pinner.join();
+  publisher.join();
+  confcast::Snapshot last;
+  ASSERT_EQ(sub.TryPin(&last), CONFCAST_OK);
+  last = confcast::Snapshot();
+  EXPECT_FALSE(failed);
+  EXPECT_LE(max_held, static_cast<size_t>(2 * kThreads + 1));
+  const confcast::ledger::Scan scan = confcast::ledger::ScanDirectory(dir, geteuid(), false);
+  ASSERT_EQ(scan.workers.size(), 1u);
+  EXPECT_EQ(scan.workers[0].held, 0u);
+  EXPECT_EQ(scan.workers[0].newest_read, writer.version());
 }
 
 }  // namespace

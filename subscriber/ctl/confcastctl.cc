@@ -189,7 +189,7 @@ int Workers(const confcast::Subscriber& sub, bool json) {
     const std::string oldest = w.held ? std::to_string(w.oldest_held) : "-";
     std::printf("%10d %10llu %12s %6llu%s\n", w.pid, static_cast<unsigned long long>(w.newest_read),
                 oldest.c_str(), static_cast<unsigned long long>(w.held),
-                w.held && w.oldest_held < published ? "  (old)" : "");
+                w.changing ? "  (changing: counted as old)" : w.held && w.oldest_held < published ? "  (old)" : "");
   }
   return kOk;
 }
@@ -223,7 +223,10 @@ int WaitConverged(const confcast::Subscriber& sub, std::optional<uint64_t> after
     if (Clock::now() >= deadline) {
       std::cerr << "confcastctl: not converged on version " << published << " within " << timeout_s << " s:";
       for (const auto& w : ledger.scan.workers) {
-        if (w.held && w.oldest_held < published) std::cerr << " pid " << w.pid << " holds " << w.oldest_held << ";";
+        if (w.changing) std::cerr << " pid " << w.pid << " changes its holds too fast to read;";
+        if (!w.changing && w.held && w.oldest_held < published) {
+          std::cerr << " pid " << w.pid << " holds " << w.oldest_held << ";";
+        }
       }
       std::cerr << "\n";
       return kFailed;
