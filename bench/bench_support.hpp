@@ -9,6 +9,8 @@
 #ifndef CONFCAST_BENCH_BENCH_SUPPORT_HPP_
 #define CONFCAST_BENCH_BENCH_SUPPORT_HPP_
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -56,7 +58,7 @@ inline std::string UniqueSegmentName(const char* what) {
 }
 
 // Remembers up to a few POSIX shm names and unlinks them at exit or on
-// SIGINT/SIGTERM. Fixed storage, so the signal handler needs no allocation.
+// SIGINT/SIGTERM (and, at exit, the worker ledgers beside them). Fixed storage, so the signal handler needs no allocation.
 class SegmentCleanup {
  public:
   // The segment and the publisher lock a writer keeps beside it.
@@ -70,6 +72,7 @@ class SegmentCleanup {
     std::snprintf(t.names[t.count], kNameBytes, "/%s", name.c_str());
     if (t.count++ == 0) {
       std::atexit(UnlinkAll);
+      std::atexit(RemoveLedgers);
       struct sigaction sa {};
       sa.sa_handler = OnSignal;
       sigaction(SIGINT, &sa, nullptr);
@@ -79,6 +82,22 @@ class SegmentCleanup {
   static void UnlinkAll() {
     Table& t = table();
     for (int i = 0; i < t.count; ++i) shm_unlink(t.names[i]);
+  }
+  // The worker ledger a publisher keeps beside each registered segment
+  // (NAME.confcast-ledger/: entry files, no subdirectory). At exit only: it
+  // reads a directory, which a signal handler must not.
+  static void RemoveLedgers() {
+    Table& t = table();
+    for (int i = 0; i < t.count; ++i) {
+      const std::string dir = std::string("/dev/shm") + t.names[i] + ".confcast-ledger";
+      if (DIR* d = opendir(dir.c_str())) {
+        while (dirent* ent = readdir(d)) {
+          if (ent->d_name[0] != '.') unlinkat(dirfd(d), ent->d_name, 0);
+        }
+        closedir(d);
+        rmdir(dir.c_str());
+      }
+    }
   }
 
  private:
