@@ -38,7 +38,9 @@ std::vector<std::weak_ptr<Membership>>& Registry() {
 void BeforeFork() { RegistryMutex().lock(); }
 void AfterForkInParent() { RegistryMutex().unlock(); }
 void AfterForkInChild() {
-  // The child runs one thread; the mutex was taken by BeforeFork.
+  // The child runs one thread and may be about to exec: only system calls
+  // here (the registration itself waits for the child's next Hold or Join).
+  // The mutex was taken by BeforeFork.
   for (auto& weak : Registry()) {
     if (std::shared_ptr<Membership> m = weak.lock()) m->StartOverInChild();
   }
@@ -79,7 +81,10 @@ std::shared_ptr<Membership> Membership::Join(const std::string& ledger_dir, uid_
                    registry.end());
     for (auto& weak : registry) {
       std::shared_ptr<Membership> m = weak.lock();
-      if (m && m->dir_ == ledger_dir && m->owner_ == segment_owner) return m;
+      if (m && m->dir_ == ledger_dir && m->owner_ == segment_owner) {
+        if (m->forked_.load(std::memory_order_relaxed)) m->RenewLocked(why);
+        return m;
+      }
     }
     std::shared_ptr<Membership> m(new Membership(ledger_dir, segment_owner));
     if (!m->Register(why)) m->MapPrivate();
@@ -186,14 +191,29 @@ bool Membership::Register(std::string* why) noexcept {
 }
 
 void Membership::StartOverInChild() noexcept {
+  // Async-signal-safe calls only: a child of a threaded process may only
+  // make those before it execs (and most children exec at once).
   if (fd_ >= 0) ::close(fd_);  // the child's copy: the parent keeps its lock
   fd_ = -1;
-  name_.clear();
-  if (!Register(nullptr)) MapPrivate();
+  name_.clear();  // keeps its buffer: no allocator call
+  MapPrivate();   // over the parent's entry, at the same address: the child never writes the parent's
+  forked_.store(true, std::memory_order_relaxed);
+}
+
+void Membership::RenewLocked(std::string* why) noexcept {
+  forked_.store(false, std::memory_order_relaxed);
+  if (!Register(why)) MapPrivate();
+}
+
+void Membership::Renew() noexcept {
+  std::lock_guard<std::mutex> lock(RegistryMutex());
+  if (forked_.load(std::memory_order_relaxed)) RenewLocked(nullptr);
 }
 
 int Membership::Hold(uint64_t version) noexcept {
   if (version == 0 || version > layout::kHoldVersionMax) return CONFCAST_ERR_INVALID;
+  // A fork()ed child registers on its first hold (or open), not in the fork handler.
+  if (__builtin_expect(forked_.load(std::memory_order_relaxed), 0)) Renew();
   uint64_t* holds = entry_->holds;
   for (uint32_t i = 0; i < layout::kHoldSlots; ++i) {
     uint64_t w = __atomic_load_n(&holds[i], __ATOMIC_RELAXED);

@@ -10,9 +10,11 @@
 // a read-only mount) the entry is a private page: holds still pair up, and
 // reads never notice; registered() says which.
 //
-// After fork() the child gets its own entry at the same address (a
-// pthread_atfork handler maps a new file over the parent's), so every
-// pointer into the entry stays valid and now writes the child's.
+// After fork() the child never writes the parent's entry: a pthread_atfork
+// handler maps a private page over it at the same address (system calls
+// only, as a child of a threaded process must before it execs), and the
+// child registers an entry of its own at that address on its first Hold or
+// Join (a reopen), so every pointer into the entry stays valid.
 //
 // Threading: Hold, Release and NoteRead are lock-free (one compare-and-swap
 // on the owner's own mapping, no system call) and may run on any thread;
@@ -22,6 +24,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -61,12 +64,15 @@ class Membership {
   bool Register(std::string* why) noexcept;  // maps entry_ (at its current address when remapping)
   void MapPrivate() noexcept;
   void Unregister() noexcept;
+  void Renew() noexcept;                      // registers a fork()ed child (takes the registry mutex)
+  void RenewLocked(std::string* why) noexcept;  // the same, the mutex held
 
   std::string dir_;
   uid_t owner_;
   std::string name_;  // the entry's name in dir_, "" when not registered
   int fd_ = -1;       // holds the flock
   layout::LedgerEntry* entry_ = nullptr;
+  std::atomic<bool> forked_{false};  // a fork()ed child that has not registered yet
 };
 
 }  // namespace confcast::ledger
