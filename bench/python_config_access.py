@@ -23,6 +23,11 @@ One value (each timed as a statement, so no wrapper call is counted on either si
   confcast_snapshot_item_1           sub.snapshot()["llm"]["model"]
   timeit_empty_statement             "pass": the timing loop's own cost, in every one-value row
 
+The worker ledger (each timed as a statement, like one value):
+
+  confcast_pin_hold_release          "with sub.pin(): pass": the snapshot, a hold and its release in
+                                     the worker ledger (what the ASGI middleware adds per request)
+
 The ratios with a target (``RATIOS``; bench/report.py turns them into goals):
 ConfigManager's 8 getters <= 0.5 x the original's 8; sub.get("llm.model")
 <= 0.5 x one original getter; the cheapest idiomatic one-value read (a
@@ -155,6 +160,11 @@ ONE_VALUE = {
     "timeit_empty_statement": "pass",
 }
 
+# The worker ledger's cost per request, as statements over the same names (no answer to check).
+LEDGER = {
+    "confcast_pin_hold_release": "with sub.pin():\n    pass",
+}
+
 # (name, numerator, denominator or None, target, what): a ratio of medians from one run. A
 # numerator that is a tuple is "the cheapest of these" (the one-value read may be either idiom).
 RATIOS = [
@@ -200,7 +210,8 @@ def time_all(variants: dict, number: int, repeat: int, names: dict | None = None
         for name, timer in timers.items():
             runs[name].append(timer.timeit(number) / number * 1e9)
     return {name: {"ns_per_request": statistics.median(r), "min_ns_per_request": min(r),
-                   "ns_per_read": statistics.median(r) / (1 if name in ONE_VALUE else 8), "repeats_ns": r}
+                   "ns_per_read": statistics.median(r) / (1 if name in ONE_VALUE or name in LEDGER else 8),
+                   "repeats_ns": r}
             for name, r in runs.items()}
 
 
@@ -270,10 +281,12 @@ def main() -> int:
             if statement != "pass" and eval(statement, names) != "gpt-4o":
                 raise SystemExit(f"{name} ({statement}) does not read llm.model")
         variants.update(ONE_VALUE)
+        variants.update(LEDGER)
         results = time_all(variants, args.number, args.repeat, names)
         for name, r in results.items():
-            if name in ONE_VALUE:
-                print(f"{name:36s} {r['ns_per_request']:9.1f} ns per call      ({ONE_VALUE[name]})", flush=True)
+            if name in ONE_VALUE or name in LEDGER:
+                statement = {**ONE_VALUE, **LEDGER}[name].replace("\n   ", "")
+                print(f"{name:36s} {r['ns_per_request']:9.1f} ns per call      ({statement})", flush=True)
             else:
                 print(f"{name:36s} {r['ns_per_request']:9.0f} ns per request ({r['ns_per_read']:6.1f} ns per read)",
                       flush=True)
@@ -284,7 +297,7 @@ def main() -> int:
         out = {"python": {"executable": sys.executable, "version": sys.version.split()[0],
                           "number": args.number, "repeat": args.repeat, "statistic": "median of repeats",
                           "cpu_count": os.cpu_count(), "load_average": os.getloadavg(),
-                          "one_value_statements": ONE_VALUE, "results": results, "ratios": measured,
+                          "one_value_statements": ONE_VALUE, "ledger_statements": LEDGER, "results": results, "ratios": measured,
                           "pinned_over_original": measured["pinned_over_original"]["ratio"]}}
         if args.json:
             with open(args.json, "w") as f:
@@ -299,6 +312,7 @@ def main() -> int:
                 os.unlink(f"/dev/shm/{leftover}")
             except FileNotFoundError:
                 pass
+        shutil.rmtree(f"/dev/shm/{segment}.confcast-ledger", ignore_errors=True)  # and the worker ledger
         shutil.rmtree(workdir, ignore_errors=True)
     return 0
 

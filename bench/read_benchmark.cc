@@ -14,6 +14,10 @@
 //   *_map           lookup by the same dotted path in an unordered_map
 //                   (transparent hash: no std::string is built per lookup)
 //   *_struct        a typed struct field: no lookup at all (the baseline for a Key)
+//   hold_release/*  a hold and its release in this process's worker-ledger
+//                   entry (c_abi: confcast_hold + confcast_release; confcast:
+//                   Subscriber::Hold + Release): what a request pays to be
+//                   counted by `confcastctl wait --converged`
 //   vdso_clock_gettime  CLOCK_REALTIME through the vDSO: the kernel's own
 //                   seqlock read of a shared page, the physical anchor
 //   atomic_load     one acquire load of a word: the floor
@@ -53,6 +57,7 @@
 #include "confcast/confcast.h"
 #include "confcast/layout.hpp"
 #include "confcast/subscriber.hpp"
+#include "ledger.hpp"
 #include "segment_writer.hpp"
 
 namespace {
@@ -279,6 +284,7 @@ class PeriodicWriter {
 // Everything the readers share, set up once in main().
 struct World {
   std::string segment;
+  std::string ledger_dir;
   std::unique_ptr<confcast::publisher::SegmentWriter> writer;
   PreparedConfig versions[2];
   uint64_t confcast_publishes = 0;  // only touched by the one writer at a time
@@ -530,6 +536,30 @@ void ConfcastPin(benchmark::State& state) {
     benchmark::DoNotOptimize(s);
   });
 }
+void CAbiHoldRelease(benchmark::State& state) {
+  confcast_subscriber* const c_sub = g->c_sub;
+  const uint64_t version = confcast_version(c_sub);
+  if (!Expect(state, confcast_hold(c_sub, version), "hold") || !Expect(state, confcast_release(c_sub, version), "release")) {
+    return;
+  }
+  Loop(state, [&] {
+    int a = confcast_hold(c_sub, version);
+    int b = confcast_release(c_sub, version);
+    benchmark::DoNotOptimize(a);
+    benchmark::DoNotOptimize(b);
+  });
+}
+void ConfcastHoldRelease(benchmark::State& state) {
+  const confcast::Subscriber& sub = *g->sub;
+  const uint64_t version = sub.version();
+  if (!Expect(state, sub.Hold(version), "hold") || !Expect(state, sub.Release(version), "release")) return;
+  Loop(state, [&] {
+    int a = sub.Hold(version);
+    int b = sub.Release(version);
+    benchmark::DoNotOptimize(a);
+    benchmark::DoNotOptimize(b);
+  });
+}
 void ConfcastSnapshotJson(benchmark::State& state) {
   const confcast::Subscriber& sub = *g->sub;
   std::string buf(64 * 1024, '\0');
@@ -749,6 +779,8 @@ void RegisterAll() {
   Add("version/confcast", ConfcastVersion);
   Add("pin/confcast", ConfcastPin);
   Add("snapshot_json/confcast", ConfcastSnapshotJson);
+  Add("hold_release/c_abi", CAbiHoldRelease);
+  Add("hold_release/confcast", ConfcastHoldRelease);
   Add("get_int/confcast_key/publish_1ms", ConfcastKeyInt, StartConfcastWriter);
   Add("get_int/confcast_path/publish_1ms", ConfcastPathInt, StartConfcastWriter);
   Add("get_int/c_abi_path/publish_1ms", CAbiPathInt, StartConfcastWriter);
@@ -784,7 +816,13 @@ void SetUpWorld() {
   const PreparedConfig& first = g->versions[0];
   g->writer->Publish(first.snapshot.words.data(), first.snapshot.words.size(), first.sha256,
                      confcast::publisher::RealtimeNs());
+  // The worker ledger the publisher would make, so that the readers below register as workers do.
+  g->ledger_dir = confcast::ledger::DirectoryFor(g->writer->location());
+  if (std::string problem = confcast::ledger::EnsureDirectory(g->ledger_dir, options.mode); !problem.empty()) {
+    throw std::runtime_error(problem);
+  }
   g->sub.emplace(g->segment);
+  if (!g->sub->in_ledger()) throw std::runtime_error("the benchmark's subscriber is not in the worker ledger");
   if (int rc = confcast_open(g->segment.c_str(), &g->c_sub); rc != CONFCAST_OK) {
     throw std::runtime_error(std::string("confcast_open: ") + confcast_strerror(rc));
   }
@@ -810,7 +848,8 @@ void TearDownWorld() {
   confcast_key_free(g->c_max_retries);
   confcast_key_free(g->c_model);
   confcast_close(g->c_sub);
-  g->sub.reset();
+  g->sub.reset();  // the last reader gone, its ledger entry is gone: the directory is empty
+  rmdir(g->ledger_dir.c_str());
   g->writer.reset();
   confcast::bench::SegmentCleanup::UnlinkAll();
 }

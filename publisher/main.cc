@@ -25,6 +25,7 @@
 #include "confcast/defaults.hpp"
 #include "config_file.hpp"
 #include "file_watcher.hpp"
+#include "ledger_watch.hpp"
 #include "log.hpp"
 #include "metrics.hpp"
 #include "reloader.hpp"
@@ -82,6 +83,12 @@ void ArmTimer(int fd, int64_t ms, bool periodic) {
   if (ms == 0) spec.it_value.tv_nsec = 1;  // 0 would disarm: fire "now" instead
   if (periodic) spec.it_interval = spec.it_value;
   timerfd_settime(fd, 0, &spec, nullptr);
+}
+
+int64_t MonotonicNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
 }
 
 void DrainFd(int fd) {
@@ -159,6 +166,9 @@ int Run(const Flags& flags) {
   const sigset_t signals = LoopSignals();
   std::signal(SIGPIPE, SIG_IGN);
 
+  // The worker ledger before the segment: a worker that opens the segment
+  // (even before the first publish) finds the ledger there to register in.
+  cp::LedgerWatch::Prepare(flags.segment, static_cast<mode_t>(mode));
   auto opened = cp::SegmentWriter::Open({flags.segment, flags.capacity, static_cast<mode_t>(mode)});
   if (auto* failure = std::get_if<cp::SegmentWriter::Failure>(&opened)) {
     cp::LogEvent(spdlog::level::critical, failure->message);
@@ -209,10 +219,13 @@ int Run(const Flags& flags) {
                   {"version", segment->version()}});
   }
   cp::Reloader reloader({flags.config, flags.max_config_bytes, flags.strict}, std::move(*schema), *segment, *metrics);
+  cp::LedgerWatch ledger(segment->location(), *metrics);
   // The replacement happens inside a publish; say so once when it has.
   auto reload = [&](cp::Trigger trigger) {
     const bool was_pending = segment->replacement_pending();
+    const uint64_t before = segment->version();
     cp::ReloadOutcome outcome = reloader.Reload(trigger);
+    if (segment->version() != before) ledger.OnPublish(segment->version(), MonotonicNs());
     if (was_pending && !segment->replacement_pending()) {
       cp::LogEvent(spdlog::level::info, "replaced the segment of another shape; readers of the old one reopen",
                    {{"segment", segment->location()},
@@ -239,7 +252,8 @@ int Run(const Flags& flags) {
   const int debounce_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
   const int heartbeat_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
   const int poll_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-  if (epfd < 0 || sigfd < 0 || debounce_fd < 0 || heartbeat_fd < 0 || poll_fd < 0) {
+  const int ledger_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+  if (epfd < 0 || sigfd < 0 || debounce_fd < 0 || heartbeat_fd < 0 || poll_fd < 0 || ledger_fd < 0) {
     cp::LogEvent(spdlog::level::critical, std::string("cannot set up the event loop: ") + std::strerror(errno));
     return 1;
   }
@@ -253,6 +267,9 @@ int Run(const Flags& flags) {
   add(debounce_fd);
   add(heartbeat_fd);
   ArmTimer(heartbeat_fd, 1000, true);
+  add(ledger_fd);
+  ArmTimer(ledger_fd, cp::LedgerWatch::kScanMs, true);
+  ledger.Scan(segment->version(), MonotonicNs());  // the ledger metrics from the first scrape on
   if (watcher) add(watcher->fd());
   if (!flags.no_watch && flags.poll_seconds > 0) {
     add(poll_fd);
@@ -290,6 +307,9 @@ int Run(const Flags& flags) {
       } else if (fd == heartbeat_fd) {
         DrainFd(heartbeat_fd);
         segment->Heartbeat(cp::RealtimeNs());
+      } else if (fd == ledger_fd) {
+        DrainFd(ledger_fd);
+        ledger.Scan(segment->version(), MonotonicNs());
       } else if (fd == poll_fd) {
         DrainFd(poll_fd);
         reload(cp::Trigger::kPoll);

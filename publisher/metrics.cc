@@ -141,6 +141,29 @@ std::variant<std::unique_ptr<Metrics>, std::string> Metrics::Start(const std::st
     for (Reason r : {Reason::kIo, Reason::kTooLarge, Reason::kParse, Reason::kValidate}) {
       m->errors_by_reason_[static_cast<size_t>(r)] = &by_reason.Add({{"reason", ReasonName(r)}});
     }
+    m->workers_ = &prometheus::BuildGauge()
+                       .Name("confcast_workers")
+                       .Help("Live processes in the worker ledger")
+                       .Register(reg)
+                       .Add({});
+    m->workers_holding_old_ = &prometheus::BuildGauge()
+                                   .Name("confcast_workers_holding_old_version")
+                                   .Help("Live workers that hold a version older than the published one")
+                                   .Register(reg)
+                                   .Add({});
+    m->oldest_version_held_ = &prometheus::BuildGauge()
+                                   .Name("confcast_oldest_version_held")
+                                   .Help("The oldest version a live worker holds; the published version when "
+                                         "none holds an older one")
+                                   .Register(reg)
+                                   .Add({});
+    // From a request's length (tens of ms) to a long stream (10 min).
+    m->drain_seconds_ = &prometheus::BuildHistogram()
+                             .Name("confcast_drain_seconds")
+                             .Help("From a publish to the moment no live worker holds an older version")
+                             .Register(reg)
+                             .Add({}, prometheus::Histogram::BucketBoundaries{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+                                                                              30, 60, 120, 300, 600});
   } catch (const std::exception& e) {
     // prometheus-cpp validates names: a --metrics-prefix such as "my-app" is refused.
     return "cannot register the metrics with --metrics-prefix '" + prefix +
@@ -179,6 +202,17 @@ void Metrics::OnReject(Reason reason, double duration_seconds) {
   publish_duration_->Observe(duration_seconds);
 }
 
-void Metrics::SetVersion(uint64_t version) { version_->Set(static_cast<double>(version)); }
+void Metrics::SetVersion(uint64_t version) {
+  version_->Set(static_cast<double>(version));
+  oldest_version_held_->Set(static_cast<double>(version));  // until a scan says otherwise
+}
+
+void Metrics::OnLedger(size_t workers, size_t holding_old, uint64_t oldest_held) {
+  workers_->Set(static_cast<double>(workers));
+  workers_holding_old_->Set(static_cast<double>(holding_old));
+  oldest_version_held_->Set(static_cast<double>(oldest_held));
+}
+
+void Metrics::OnDrained(double seconds) { drain_seconds_->Observe(seconds); }
 
 }  // namespace confcast::publisher

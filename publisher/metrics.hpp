@@ -43,6 +43,10 @@ class Metrics {
   void OnReject(Reason reason, double duration_seconds);
   // A restarted publisher that adopts the segment's current version.
   void SetVersion(uint64_t version);
+  // The worker ledger as last scanned (ledger_watch.hpp).
+  void OnLedger(size_t workers, size_t holding_old, uint64_t oldest_held);
+  // A publish drained: no live worker holds an older version any more.
+  void OnDrained(double seconds);
 
   // The port actually bound (useful with port 0), 0 if not serving.
   int port() const { return port_; }
@@ -57,6 +61,10 @@ class Metrics {
   prometheus::Gauge* version_ = nullptr;
   prometheus::Histogram* publish_duration_ = nullptr;
   std::array<prometheus::Counter*, 4> errors_by_reason_{};
+  prometheus::Gauge* workers_ = nullptr;
+  prometheus::Gauge* workers_holding_old_ = nullptr;
+  prometheus::Gauge* oldest_version_held_ = nullptr;
+  prometheus::Histogram* drain_seconds_ = nullptr;
   int port_ = 0;
 };
 

@@ -35,10 +35,10 @@ extern "C" {
 int confcast_open(const char* segment, confcast_subscriber** out) {
   if (out == nullptr) return CONFCAST_ERR_INVALID;
   *out = nullptr;
-  confcast::SegmentMapping mapping;
-  const int rc = confcast::SegmentMapping::Open(segment ? std::string_view(segment) : std::string_view(), &mapping);
+  confcast::Subscriber sub{confcast::SegmentMapping()};
+  const int rc = confcast::Subscriber::Open(segment ? std::string_view(segment) : std::string_view(), &sub);
   if (rc != CONFCAST_OK) return rc;
-  *out = new (std::nothrow) confcast_subscriber{confcast::Subscriber(std::move(mapping))};
+  *out = new (std::nothrow) confcast_subscriber{std::move(sub)};
   return *out ? CONFCAST_OK : CONFCAST_ERR_SYSTEM;
 }
 
@@ -92,6 +92,16 @@ int confcast_info_get(confcast_subscriber* sub, confcast_info* out) {
 }
 
 const char* confcast_strerror(int status) { return confcast::StatusMessage(status); }
+
+int confcast_hold(confcast_subscriber* sub, uint64_t version) {
+  if (!sub) return CONFCAST_ERR_INVALID;
+  return sub->sub.Hold(version);
+}
+
+int confcast_release(confcast_subscriber* sub, uint64_t version) {
+  if (!sub) return CONFCAST_ERR_INVALID;
+  return sub->sub.Release(version);
+}
 
 int confcast_key_new(const char* path, confcast_key** out) {
   if (out == nullptr) return CONFCAST_ERR_INVALID;

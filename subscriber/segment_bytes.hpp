@@ -16,6 +16,9 @@
 #include <cstdint>
 #include <memory>
 #include <new>
+#include <string>
+
+#include <sys/types.h>
 
 #include "confcast/confcast.h"
 #include "confcast/segment_mapping.hpp"
@@ -29,6 +32,13 @@ class SegmentMapping::Bytes {
   virtual uint64_t size() const noexcept = 0;
   // Whether the name these bytes were opened by now stands for another file.
   virtual bool NameMoved() const noexcept { return false; }
+  // The segment's file (a /proc/self/fd link resolved) and its owner: where
+  // its worker ledger is, and whom that must belong to. "" when not a file.
+  virtual const std::string& File() const noexcept {
+    static const std::string kNone;
+    return kNone;
+  }
+  virtual uid_t Owner() const noexcept { return 0; }
 };
 
 namespace internal {

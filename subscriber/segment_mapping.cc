@@ -52,8 +52,9 @@ struct FdMappable {
 // can tell when the name has moved on to another segment.
 class FileBytes final : public SegmentMapping::Bytes {
  public:
-  FileBytes(bip::mapped_region region, std::string location, dev_t dev, ino_t ino) noexcept
-      : region_(std::move(region)), location_(std::move(location)), dev_(dev), ino_(ino) {}
+  FileBytes(bip::mapped_region region, std::string location, std::string file, const struct stat& st) noexcept
+      : region_(std::move(region)), location_(std::move(location)), file_(std::move(file)), dev_(st.st_dev),
+        ino_(st.st_ino), owner_(st.st_uid) {}
   const uint8_t* data() const noexcept override { return static_cast<const uint8_t*>(region_.get_address()); }
   uint64_t size() const noexcept override { return region_.get_size(); }
   // A name that is gone for now is not a move: the publisher may be about to create it.
@@ -62,13 +63,32 @@ class FileBytes final : public SegmentMapping::Bytes {
     if (stat(location_.c_str(), &st) != 0) return false;
     return st.st_ino != ino_ || st.st_dev != dev_;
   }
+  const std::string& File() const noexcept override { return file_; }
+  uid_t Owner() const noexcept override { return owner_; }
 
  private:
   bip::mapped_region region_;
   std::string location_;
+  std::string file_;
   dev_t dev_;
   ino_t ino_;
+  uid_t owner_;
 };
+
+// The file a location stands for: itself, or for /proc/self/fd/N (how the
+// Python package opens the very file it checked) the file that link names;
+// "" when that file has no name any more.
+std::string FileOf(const std::string& location) {
+  static constexpr const char kProcFd[] = "/proc/self/fd/";
+  if (location.compare(0, sizeof(kProcFd) - 1, kProcFd) != 0) return location;
+  char buf[PATH_MAX];
+  const ssize_t n = readlink(location.c_str(), buf, sizeof(buf) - 1);
+  if (n <= 0 || buf[0] != '/') return "";
+  std::string file(buf, static_cast<size_t>(n));
+  static constexpr const char kDeleted[] = " (deleted)";
+  if (file.size() > sizeof(kDeleted) - 1 && file.compare(file.size() - (sizeof(kDeleted) - 1), std::string::npos, kDeleted) == 0) return "";
+  return file;
+}
 
 int ErrnoStatus(int err) noexcept {
   switch (err) {
@@ -137,7 +157,7 @@ int MapVerified(int fd, const std::string& location, SegmentMapping* out, std::s
   }
   bip::mapped_region whole(FdMappable{fd}, bip::read_only, 0, g.size);
   std::unique_ptr<SegmentMapping::Bytes> bytes(
-      new FileBytes(std::move(whole), location, st.st_dev, st.st_ino));
+      new FileBytes(std::move(whole), location, FileOf(location), st));
   return SegmentMapping::Adopt(std::move(bytes), out);
 }
 
@@ -152,6 +172,7 @@ SegmentMapping& SegmentMapping::operator=(SegmentMapping&& other) noexcept {
     for (uint32_t i = 0; i < layout::kSlotCount; ++i) slots_[i] = std::exchange(other.slots_[i], nullptr);
     capacity_ = std::exchange(other.capacity_, 0);
     last_entry_index_ = std::exchange(other.last_entry_index_, 0);
+    newest_read_ = std::exchange(other.newest_read_, nullptr);
   }
   return *this;
 }
@@ -212,5 +233,10 @@ int SegmentMapping::Adopt(std::unique_ptr<Bytes> bytes, SegmentMapping* out) noe
 }
 
 bool SegmentMapping::NameMovedToAnotherSegment() const noexcept { return bytes_ && bytes_->NameMoved(); }
+
+std::string SegmentMapping::file() const {
+  return bytes_ ? bytes_->File() : std::string();
+}
+uid_t SegmentMapping::owner() const noexcept { return bytes_ ? bytes_->Owner() : 0; }
 
 }  // namespace confcast

@@ -1,5 +1,6 @@
 // subscriber.cc - the Subscriber's calls that are not on a read's hot path:
-// opening, Pin, Wait (a futex sleep), Info and the status strings. They are
+// opening (and joining the worker ledger), Pin, holds, Wait (a futex
+// sleep), Info and the status strings. They are
 // here rather than in the header so that users compile no Linux system-call
 // header and link one copy of them.
 #include <errno.h>
@@ -14,6 +15,8 @@
 #include <string>
 
 #include "confcast/subscriber.hpp"
+#include "ledger.hpp"
+#include "ledger_entry.hpp"
 
 namespace confcast {
 namespace {
@@ -95,13 +98,43 @@ Subscriber::Subscriber(std::string_view segment) {
   if (int rc = SegmentMapping::Open(segment, &mapping_, &why); rc != CONFCAST_OK) {
     throw Error(rc, ResolveName(segment) + (why.empty() ? "" : ": " + why));
   }
+  if (int rc = JoinLedger(); rc != CONFCAST_OK) throw Error(rc, "joining the worker ledger");
 }
+
+Subscriber::~Subscriber() = default;
 
 int Subscriber::Open(std::string_view segment, Subscriber* out, std::string* why) noexcept {
   SegmentMapping mapping;
-  const int rc = SegmentMapping::Open(segment, &mapping, why);
-  if (rc == CONFCAST_OK) *out = Subscriber(std::move(mapping));
+  int rc = SegmentMapping::Open(segment, &mapping, why);
+  if (rc != CONFCAST_OK) return rc;
+  Subscriber sub(std::move(mapping));
+  if (rc = sub.JoinLedger(); rc == CONFCAST_OK) *out = std::move(sub);
   return rc;
+}
+
+int Subscriber::JoinLedger(std::string* why) noexcept {
+  if (ledger_) return CONFCAST_OK;
+  try {
+    const std::string file = mapping_.file();
+    if (file.empty()) {
+      if (why) *why = "the segment has no file name to find its ledger beside";
+      return CONFCAST_OK;
+    }
+    ledger_ = ledger::Membership::Join(ledger::DirectoryFor(file), mapping_.owner(), why);
+  } catch (...) {
+    return CONFCAST_ERR_SYSTEM;
+  }
+  if (!ledger_) return CONFCAST_ERR_SYSTEM;
+  mapping_.set_newest_read(ledger_->newest_read_word());
+  return CONFCAST_OK;
+}
+
+bool Subscriber::in_ledger() const noexcept { return ledger_ && ledger_->registered(); }
+
+int Subscriber::Hold(uint64_t version) const noexcept { return ledger_ ? ledger_->Hold(version) : CONFCAST_OK; }
+
+int Subscriber::Release(uint64_t version) const noexcept {
+  return ledger_ ? ledger_->Release(version) : CONFCAST_OK;
 }
 
 int Subscriber::NoSuchPath(uint64_t* version) const noexcept {
@@ -109,10 +142,17 @@ int Subscriber::NoSuchPath(uint64_t* version) const noexcept {
 }
 
 int Subscriber::SnapshotJson(char* buf, size_t cap, size_t* len, uint64_t* version) const noexcept {
-  return reader::ReadConsistent(mapping_, version, [&](reader::View& v, uint64_t) -> int {
+  constexpr uint64_t kUnread = ~uint64_t{0};
+  uint64_t read_version = kUnread;
+  const int rc = reader::ReadConsistent(mapping_, &read_version, [&](reader::View& v, uint64_t) -> int {
     if (!v.LoadHeader()) return CONFCAST_ERR_CORRUPT;
     return reader::CopySpan(v, v.regions().json_off, v.header().json_size, buf, cap, len);
   });
+  if (read_version != kUnread) {
+    if (version) *version = read_version;
+    if (rc == CONFCAST_OK) mapping_.NoteRead(read_version);
+  }
+  return rc;
 }
 
 std::string Subscriber::GetString(std::string_view path) const {
@@ -129,6 +169,18 @@ Snapshot Subscriber::Pin() const {
 }
 
 int Subscriber::TryPin(Snapshot* out) const noexcept {
+  // Hold, then look again: if the version is still the one copied, any scan
+  // of the ledger after a later publish sees the hold (the hold's
+  // compare-and-swap is ordered before this load); if it moved on, a scan
+  // may already have missed the hold, so the copy is taken again.
+  for (int attempt = 0;; ++attempt) {
+    const int rc = CopyAndHold(out);
+    if (rc != CONFCAST_OK || !ledger_ || version() == out->version() || attempt == kPinAttempts) return rc;
+    *out = Snapshot();  // releases the hold
+  }
+}
+
+int Subscriber::CopyAndHold(Snapshot* out) const noexcept {
   std::unique_ptr<uint64_t[]> words;  // default-initialised: no zero-fill of bytes we overwrite
   uint64_t allocated = 0, n = 0, pinned_version = 0;
   int64_t published = 0;
@@ -154,8 +206,20 @@ int Subscriber::TryPin(Snapshot* out) const noexcept {
   if (rc != CONFCAST_OK) return rc;
   snapshot::View<snapshot::PrivateMemory> view(reinterpret_cast<const uint8_t*>(words.get()), n);
   if (!view.LoadHeader()) return CONFCAST_ERR_CORRUPT;
+  mapping_.NoteRead(pinned_version);
   try {
-    out->words_ = std::shared_ptr<const uint64_t[]>(words.release());
+    if (ledger_ && ledger_->Hold(pinned_version) == CONFCAST_OK) {
+      // The hold ends with the last copy of the Snapshot.
+      std::shared_ptr<ledger::Membership> entry = ledger_;
+      // If making the shared_ptr throws, it runs the deleter itself.
+      const uint64_t* raw = words.release();
+      out->words_ = std::shared_ptr<const uint64_t[]>(raw, [entry, pinned_version](const uint64_t* p) {
+        delete[] p;
+        entry->Release(pinned_version);
+      });
+    } else {
+      out->words_ = std::shared_ptr<const uint64_t[]>(words.release());
+    }
   } catch (...) {
     return CONFCAST_ERR_SYSTEM;
   }

@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -49,8 +50,10 @@ def unique_segment(suite: str = "pytest") -> str:
 
 
 def remove_segment(segment: str) -> None:
-    """Removes a segment and the publisher lock it keeps beside it (NAME.confcast-lock)."""
+    """Removes a segment and what the publisher keeps beside it: its lock (NAME.confcast-lock)
+    and the worker ledger (NAME.confcast-ledger/)."""
     base = segment if segment.startswith("/") else f"/dev/shm/{segment}"
+    shutil.rmtree(base + ".confcast-ledger", ignore_errors=True)
     for path in (base, base + ".confcast-lock"):
         try:
             os.unlink(path)

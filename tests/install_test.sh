@@ -30,6 +30,7 @@ cleanup() {
     wait "$PUBLISHER_PID" 2>/dev/null || true
   fi
   rm -f "/dev/shm/$SEGMENT" "/dev/shm/$SEGMENT.confcast-lock"
+  rm -rf "/dev/shm/$SEGMENT.confcast-ledger"  # the worker ledger beside it
   rm -rf "$WORK"
 }
 trap cleanup EXIT

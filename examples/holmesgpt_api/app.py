@@ -22,7 +22,7 @@ Environment:
   CONFCAST_WAIT_SECONDS       how long a worker's startup waits for the first version (default 10);
                               after that it starts anyway and answers 503 until the config appears
   CONFCAST_MAX_AGE            /healthz turns 503 when the publisher's heartbeat is older (default 5 s)
-  CONFCAST_DEMO_TEST_ROUTES   1 adds GET /_test/pinned-across-reload (tests only)
+  CONFCAST_DEMO_TEST_ROUTES   1 adds GET /_test/pinned-across-reload and /_test/hold (tests only)
   CONFIG_FILE                 only logged here: the publisher reads the file
 
 Threading: requests run on each worker's event loop; the config is read
@@ -32,6 +32,7 @@ counter (updated on the event loop thread only).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -206,11 +207,26 @@ async def healthz() -> JSONResponse:
     healthy = info["version"] > 0 and age < MAX_HEARTBEAT_AGE
     body = {"status": "ok" if healthy else "stale", "config_version": info["version"],
             "heartbeat_age_seconds": None if age == float("inf") else round(age, 3),
-            "max_age_seconds": MAX_HEARTBEAT_AGE, "publisher_pid": info["publisher_pid"]}
+            "max_age_seconds": MAX_HEARTBEAT_AGE, "publisher_pid": info["publisher_pid"],
+            # This worker's own line of `confcastctl workers` (None: it could not register).
+            "ledger": config_manager.subscriber.ledger_entry()}
     return JSONResponse(body, status_code=200 if healthy else 503)
 
 
 if TEST_ROUTES:
+    @app.get("/_test/hold")
+    async def hold(request: Request, seconds: float = 1.0) -> StreamingResponse:
+        """A slow request: streams its pinned version at once, then again after ``seconds``."""
+        version = pinned_snapshot(request).version
+        limit = min(max(seconds, 0.0), TEST_WAIT_LIMIT_SECONDS)
+
+        async def body():
+            yield json.dumps({"phase": "pinned", "config_version": version}) + "\n"
+            await asyncio.sleep(limit)
+            yield json.dumps({"phase": "done", "config_version": pinned_snapshot(request).version}) + "\n"
+
+        return StreamingResponse(body(), media_type="application/x-ndjson")
+
     @app.get("/_test/pinned-across-reload")
     async def pinned_across_reload(request: Request, timeout: float = 10.0) -> StreamingResponse:
         """Reads the config, waits (bounded) for the next version, reads again; streams both reads.

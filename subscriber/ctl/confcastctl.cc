@@ -2,22 +2,29 @@
 //
 //   confcastctl [--segment NAME] get PATH | dump [--json] | status [--max-age S]
 //                                | wait [--after V] [--timeout S]
+//                                | wait --converged [--after V] [--timeout S] | workers [--json]
 //
 // Exit codes: 0 ok, 1 failed check, 2 no segment, 3 no such path, 4 usage,
 // 5 refused by the trust rules (a segment others can write, or of an
 // untrusted owner; the message names owner and mode).
-// Read-only: it maps the segment like any worker and never writes to it.
+// Read-only: it maps the segment like any worker and never writes to it,
+// and it does not join the worker ledger (it is not a worker): `workers`
+// and `wait --converged` read the ledger's entries as untrusted bytes
+// (common/ledger.hpp).
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <ctime>
 #include <iostream>
 #include <string>
+#include <thread>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include "confcast/defaults.hpp"
 #include "confcast/subscriber.hpp"
+#include "ledger.hpp"
 
 namespace {
 
@@ -132,6 +139,104 @@ int Wait(const confcast::Subscriber& sub, std::optional<uint64_t> after, double 
   return kOk;
 }
 
+// The ledger beside the segment, or an exit code and a message when it
+// cannot be read or trusted.
+struct LedgerRead {
+  confcast::ledger::Scan scan;
+  int exit = kOk;
+};
+
+LedgerRead ReadLedger(const confcast::Subscriber& sub) {
+  LedgerRead out;
+  const std::string file = sub.mapping().file();
+  const std::string dir = confcast::ledger::DirectoryFor(file);
+  out.scan = confcast::ledger::ScanDirectory(dir, sub.mapping().owner(), /*remove_dead=*/false);
+  if (!out.scan.found) {
+    std::cerr << "confcastctl: no worker ledger at " << dir << " (the publisher creates it)\n";
+    out.exit = kFailed;
+  } else if (!out.scan.problem.empty()) {
+    std::cerr << "confcastctl: the worker ledger is not used: " << out.scan.problem << "\n";
+    out.exit = kRefused;
+  } else if (out.scan.full) {
+    std::cerr << "confcastctl: the worker ledger " << dir << " is full (" << confcast::ledger::kMaxEntries
+              << " entries): workers beyond it are not counted\n";
+  }
+  return out;
+}
+
+int Workers(const confcast::Subscriber& sub, bool json) {
+  const LedgerRead ledger = ReadLedger(sub);
+  if (ledger.exit != kOk) return ledger.exit;
+  const uint64_t published = sub.version();
+  if (json) {
+    nlohmann::ordered_json out;
+    out["version"] = published;
+    out["workers"] = nlohmann::json::array();
+    for (const auto& w : ledger.scan.workers) {
+      nlohmann::ordered_json row;
+      row["pid"] = w.pid;
+      row["version"] = w.newest_read;
+      row["oldest_held"] = w.held ? nlohmann::ordered_json(w.oldest_held) : nlohmann::ordered_json(nullptr);
+      row["held"] = w.held;
+      out["workers"].push_back(row);
+    }
+    std::cout << out.dump() << "\n";
+    return kOk;
+  }
+  std::printf("published version %llu, %zu worker(s)\n", static_cast<unsigned long long>(published),
+              ledger.scan.workers.size());
+  std::printf("%10s %10s %12s %6s\n", "PID", "VERSION", "OLDEST_HELD", "HELD");
+  for (const auto& w : ledger.scan.workers) {
+    const std::string oldest = w.held ? std::to_string(w.oldest_held) : "-";
+    std::printf("%10d %10llu %12s %6llu%s\n", w.pid, static_cast<unsigned long long>(w.newest_read),
+                oldest.c_str(), static_cast<unsigned long long>(w.held),
+                w.changing ? "  (changing: counted as old)" : w.held && w.oldest_held < published ? "  (old)" : "");
+  }
+  return kOk;
+}
+
+// A rollout gate: returns once no live worker holds a version older than
+// the published one (which may move on meanwhile: the newest counts). With
+// `after`, first waits for a version above it (the change being published
+// at all: a kubelet delivers a ConfigMap update a minute or so late).
+int WaitConverged(const confcast::Subscriber& sub, std::optional<uint64_t> after, double timeout_s) {
+  using Clock = std::chrono::steady_clock;
+  const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                           std::chrono::duration<double>(timeout_s < 0 ? 1e9 : timeout_s));
+  if (after) {
+    const double left = std::chrono::duration<double>(deadline - Clock::now()).count();
+    const int rc = sub.Wait(*after, timeout_s < 0 ? -1 : static_cast<int>(std::min(std::max(left, 0.0) * 1000.0, 2e9)));
+    if (rc == CONFCAST_ERR_TIMEOUT) {
+      std::cerr << "confcastctl: no version above " << *after << " within " << timeout_s << " s\n";
+      return kFailed;
+    }
+    if (rc != CONFCAST_OK) return Fail(rc, "wait");
+  }
+  for (;;) {
+    const uint64_t published = sub.version();
+    const LedgerRead ledger = ReadLedger(sub);
+    if (ledger.exit != kOk) return ledger.exit;
+    const confcast::ledger::Summary summary = confcast::ledger::Summarize(ledger.scan, published);
+    if (summary.holding_old == 0 && !ledger.scan.full) {
+      std::cout << published << "\n";
+      return kOk;
+    }
+    if (Clock::now() >= deadline) {
+      std::cerr << "confcastctl: not converged on version " << published << " within " << timeout_s << " s:";
+      for (const auto& w : ledger.scan.workers) {
+        if (w.changing) std::cerr << " pid " << w.pid << " changes its holds too fast to read;";
+        if (!w.changing && w.held && w.oldest_held < published) {
+          std::cerr << " pid " << w.pid << " holds " << w.oldest_held << ";";
+        }
+      }
+      std::cerr << "\n";
+      return kFailed;
+    }
+    // A poll: holds change without a word to anyone (no futex in a worker's own file).
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -156,6 +261,11 @@ int main(int argc, char** argv) {
   auto* wait = app.add_subcommand("wait", "wait for a version newer than --after (default: the current one)");
   wait->add_option("--after", after, "VERSION");
   wait->add_option("--timeout", timeout, "SECONDS (default: forever)")->check(CLI::NonNegativeNumber);
+  bool converged = false;
+  wait->add_flag("--converged", converged,
+                 "then wait until no live worker holds a version older than the published one");
+  auto* workers = app.add_subcommand("workers", "list the worker ledger: who reads, which versions they hold");
+  workers->add_flag("--json", json, "as {\"version\", \"workers\": [{\"pid\", \"version\", \"oldest_held\", \"held\"}]}");
 
   try {
     app.parse(argc, argv);
@@ -164,19 +274,21 @@ int main(int argc, char** argv) {
     return rc == 0 ? kOk : kUsage;
   }
 
-  confcast::Subscriber sub = [&]() -> confcast::Subscriber {
-    try {
-      return confcast::Subscriber(segment);
-    } catch (const confcast::Error& e) {
-      std::cerr << "confcastctl: " << e.what() << "\n";
-      std::exit(ExitFor(e.status()));
-    }
-  }();
+  // Opened without joining the worker ledger: confcastctl is no worker.
+  confcast::SegmentMapping mapping;
+  std::string why;
+  if (int rc = confcast::SegmentMapping::Open(segment, &mapping, &why); rc != CONFCAST_OK) {
+    const std::string name = confcast::SegmentMapping::ResolveName(segment);
+    std::cerr << "confcastctl: " << confcast::Error(rc, name + (why.empty() ? "" : ": " + why)).what() << "\n";
+    return ExitFor(rc);
+  }
+  const confcast::Subscriber sub(std::move(mapping));
   try {
     if (*get) return Get(sub, path);
     if (*dump) return Dump(sub, json);
     if (*status) return Status(sub, max_age);
-    if (*wait) return Wait(sub, after, timeout);
+    if (*wait) return converged ? WaitConverged(sub, after, timeout) : Wait(sub, after, timeout);
+    if (*workers) return Workers(sub, json);
   } catch (const std::exception& e) {
     std::cerr << "confcastctl: " << e.what() << "\n";
     return kFailed;

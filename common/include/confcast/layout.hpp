@@ -63,6 +63,39 @@
 //          | Slot 1: same                                                 |
 //          +--------------------------------------------------------------+
 //
+// The worker ledger (beside the segment, never inside it)
+// -------------------------------------------------------
+// The segment stays read-only for workers. Each reading process instead owns
+// one small file in the ledger directory SEGMENT_FILE.confcast-ledger/
+// (/dev/shm/NAME.confcast-ledger/ for a shared-memory name, PATH.confcast-
+// ledger/ for an absolute path), which the publisher creates with the sticky
+// bit and write access for exactly those who may read the segment. The
+// owning process maps its entry read-write and is its only writer (atomics,
+// several threads); it holds an exclusive flock(2) on it while it lives, so
+// the lock dies with the process. The publisher and confcastctl read entries
+// with pread(2) as untrusted bytes (any field may be anything).
+//
+//   0      +--------------------------------------------------------------+
+//          | LedgerEntry                                       256 bytes |
+//          |   0    magic            u64  "CCLEDGER" (written last)      |
+//          |   8    layout_version   u32  kLedgerLayoutVersion           |
+//          |   12   entry_size       u32  256                            |
+//          |   16   pid              i32  in the worker's pid namespace  |
+//          |   20   hold_slots       u32  kHoldSlots                     |
+//          |   24   start_time       u64  /proc/PID/stat field 22        |
+//          |   32   pid_namespace    u64  inode of /proc/self/ns/pid     |
+//          |   64   newest_read      u64  ---- written on a new version  |
+//          |   72   overflow         u64  Hold word: holds beyond slots  |
+//          |   128  holds[16]        u64  Hold words                     |
+//   256    +--------------------------------------------------------------+
+//
+// A Hold word packs (version << 16) | count: a version held `count` times;
+// 0 is a free slot. Packing both into one word lets a hold and a release be
+// one compare-and-swap, and a reader never sees a count without its version.
+// The overflow word (holds of more distinct versions than slots) keeps the
+// OLDEST version it ever took while its count is above 0: it may say older
+// than the truth, never newer, which is the safe side for a rollout gate.
+//
 #ifndef CONFCAST_LAYOUT_HPP_
 #define CONFCAST_LAYOUT_HPP_
 
@@ -182,6 +215,44 @@ constexpr uint64_t SlotStride(uint64_t slot_capacity) {
 constexpr uint64_t SegmentSize(uint64_t slot_capacity) {
   return kHeaderSize + kSlotCount * SlotStride(slot_capacity);
 }
+
+// -- the worker ledger (drawn at the top of this file) ----------------------
+
+inline constexpr uint64_t kLedgerMagic = 0x52454744454C4343ull;  // "CCLEDGER" read little-endian
+inline constexpr uint32_t kLedgerLayoutVersion = 1;
+inline constexpr uint32_t kHoldSlots = 16;
+inline constexpr uint32_t kHoldCountBits = 16;
+inline constexpr uint64_t kHoldCountMax = (uint64_t{1} << kHoldCountBits) - 1;
+inline constexpr uint64_t kHoldVersionMax = (uint64_t{1} << (64 - kHoldCountBits)) - 1;  // 2^48 - 1
+inline constexpr const char* kLedgerSuffix = ".confcast-ledger";
+inline constexpr const char* kLedgerEntryPrefix = "w-";  // every other name in the directory is ignored
+
+constexpr uint64_t PackHold(uint64_t version, uint64_t count) { return (version << kHoldCountBits) | count; }
+constexpr uint64_t HoldVersion(uint64_t word) { return word >> kHoldCountBits; }
+constexpr uint64_t HoldCount(uint64_t word) { return word & kHoldCountMax; }
+
+struct LedgerEntry {
+  uint64_t magic;           // kLedgerMagic once the rest of the header is written
+  uint32_t layout_version;  // kLedgerLayoutVersion
+  uint32_t entry_size;      // sizeof(LedgerEntry)
+  int32_t pid;              // the owner's pid, as its own pid namespace numbers it
+  uint32_t hold_slots;      // kHoldSlots
+  uint64_t start_time;      // clock ticks after boot (/proc/PID/stat field 22): a reused pid has another
+  uint64_t pid_namespace;   // inode of the owner's pid namespace: pid and start time mean something only there
+  uint64_t reserved_id[3];  // zero
+  alignas(64) uint64_t newest_read;  // the newest version this process has read (0: none yet)
+  uint64_t overflow;                 // a Hold word for holds that found no slot (see above)
+  uint64_t reserved_read[6];         // zero
+  alignas(64) uint64_t holds[kHoldSlots];  // Hold words
+};
+static_assert(sizeof(LedgerEntry) == 256, "LedgerEntry is part of the shared layout");
+static_assert(offsetof(LedgerEntry, pid) == 16, "ledger pid");
+static_assert(offsetof(LedgerEntry, start_time) == 24, "ledger start time");
+static_assert(offsetof(LedgerEntry, pid_namespace) == 32, "ledger pid namespace");
+static_assert(offsetof(LedgerEntry, newest_read) == 64, "ledger newest read");
+static_assert(offsetof(LedgerEntry, overflow) == 72, "ledger overflow word");
+static_assert(offsetof(LedgerEntry, holds) == 128, "ledger holds");
+static_assert(kHoldSlots * 8 + 128 == sizeof(LedgerEntry), "the holds end the entry");
 
 }  // namespace confcast::layout
 

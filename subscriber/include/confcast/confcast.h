@@ -100,6 +100,8 @@ typedef struct confcast_info {
  * shared-memory object (/dev/shm/NAME); an absolute path is a file in a tmpfs;
  * NULL means $CONFCAST_SEGMENT, else "holmesgpt-config". On success *out is a
  * new handle; a segment with nothing published yet opens fine (version 0).
+ * The process joins the segment's worker ledger (see confcast_hold); if it
+ * cannot (no ledger, a full one, a read-only directory) it still opens.
  * Errors: NO_SEGMENT, PERMISSION, INCOMPATIBLE, CORRUPT, INVALID, SYSTEM. */
 CONFCAST_API int confcast_open(const char *segment, confcast_subscriber **out);
 
@@ -187,6 +189,28 @@ CONFCAST_API int confcast_get_bool_key(confcast_subscriber *sub, const confcast_
                                        uint64_t *version);
 CONFCAST_API int confcast_get_string_key(confcast_subscriber *sub, const confcast_key *key, char *buf,
                                          size_t cap, size_t *len, uint64_t *version);
+
+/* The worker ledger. Every process that opened the segment appears, while
+ * it lives, in a ledger beside the segment (SEGMENT_FILE.confcast-ledger/)
+ * with its pid, the newest version it has read and the versions it holds;
+ * `confcastctl workers` shows it and `confcastctl wait --converged` returns
+ * once no live process holds a version older than the published one (say,
+ * before revoking a credential that a change replaced). A process that holds
+ * nothing counts as current: its next read is the newest version.
+ *
+ * confcast_hold: this process uses `version` (e.g. the version a request
+ * read its values from) until the matching confcast_release. Holds nest: a
+ * version may be held several times, by several threads, and needs as many
+ * releases. Hold first, then check that confcast_version() still gives
+ * `version`; if it moved on, release and read again, because a rollout gate
+ * may have looked in between. Both calls are lock-free, never block, make no
+ * system call and cost a few tens of nanoseconds. A process killed while
+ * holding drops out of the ledger within 2 s, its holds with it.
+ * Errors: INVALID for a NULL sub, version 0 or above 2^48 - 1, or a release
+ * of a version this process does not hold; SYSTEM when 65535 holds of more
+ * than 16 distinct versions are taken at once. */
+CONFCAST_API int confcast_hold(confcast_subscriber *sub, uint64_t version);
+CONFCAST_API int confcast_release(confcast_subscriber *sub, uint64_t version);
 
 #undef CONFCAST_API
 

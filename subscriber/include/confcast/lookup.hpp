@@ -166,8 +166,8 @@ template <class Target, class Use>
 int Resolve(const SegmentMapping& m, const Target& target, uint64_t* version, Use&& use) noexcept {
   const std::string_view path = target.path();
   const uint64_t hash = target.hash();
-  uint64_t found_at = place::kNowhere;
-  const int rc = ReadConsistent(m, version, [&](View& view, uint64_t ver) -> int {
+  uint64_t found_at = place::kNowhere, read_version = place::kNowhere;
+  const int rc = ReadConsistent(m, &read_version, [&](View& view, uint64_t ver) -> int {
     found_at = place::kNowhere;
     if (!view.LoadHeader()) return CONFCAST_ERR_CORRUPT;
     snapshot::Found f;
@@ -181,6 +181,10 @@ int Resolve(const SegmentMapping& m, const Target& target, uint64_t* version, Us
   });
   if (found_at != place::kNowhere && rc != CONFCAST_ERR_CORRUPT) {
     target.cell().store(found_at, std::memory_order_relaxed);
+  }
+  if (read_version != place::kNowhere) {  // the section proved consistent
+    if (version) *version = read_version;
+    m.NoteRead(read_version);  // a miss is how a reader first meets a new version
   }
   return rc;
 }

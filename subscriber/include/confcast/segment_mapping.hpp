@@ -20,6 +20,8 @@
 #include <string>
 #include <string_view>
 
+#include <sys/types.h>
+
 #include "confcast/layout.hpp"
 
 namespace confcast {
@@ -71,12 +73,29 @@ class SegmentMapping {
   // and created anew, leaves readers no word: this is how they find out.
   bool NameMovedToAnotherSegment() const noexcept;
 
+  // The segment's file ("" for memory not opened from a file) and its owner:
+  // its worker ledger is beside the file and must belong to that owner.
+  std::string file() const;
+  uid_t owner() const noexcept;
+
+  // Where a read that finds a new version notes it: this process's
+  // "newest version read" in the worker ledger (a store into its own entry,
+  // no system call; only when the version is newer). Set by the Subscriber
+  // that joined the ledger; nowhere by default.
+  void set_newest_read(uint64_t* word) noexcept { newest_read_ = word; }
+  void NoteRead(uint64_t version) const noexcept {
+    if (newest_read_ != nullptr && __atomic_load_n(newest_read_, __ATOMIC_RELAXED) < version) {
+      __atomic_store_n(newest_read_, version, __ATOMIC_RELAXED);
+    }
+  }
+
  private:
   std::unique_ptr<Bytes> bytes_;
   const uint8_t* base_ = nullptr;
   const layout::SlotHeader* slots_[layout::kSlotCount] = {};
   uint64_t capacity_ = 0;
   uint64_t last_entry_index_ = 0;
+  uint64_t* newest_read_ = nullptr;
 };
 
 }  // namespace confcast

@@ -7,6 +7,7 @@
 //   int64_t retries = sub.GetInt(kRetries);             // ~2.5 ns
 //   confcast::Snapshot snap = sub.Pin();                // one version, private copy
 //   std::string_view model = snap.GetString("llm.model");
+//                                                      // snap's version is held in the worker ledger
 //
 // A façade over the reader's layers, each in its own header, top to bottom:
 //   lookup.hpp           a Key or a path -> its entry (one cached lookup)
@@ -31,6 +32,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -43,20 +45,28 @@
 #include "confcast/status.hpp"
 
 namespace confcast {
+namespace ledger {
+class Membership;  // this process's entry in the worker ledger (ledger_entry.hpp, inside the library)
+}
 
 class Subscriber {
  public:
   // Opens the segment; throws confcast::Error. An empty name means
   // $CONFCAST_SEGMENT, else "holmesgpt-config".
+  // The process joins the segment's worker ledger (JoinLedger).
   explicit Subscriber(std::string_view segment = {});
-  // Reads through a mapping already opened (SegmentMapping::Open).
+  // Reads through a mapping already opened (SegmentMapping::Open), without
+  // joining the worker ledger (confcastctl reads so); JoinLedger() joins.
   explicit Subscriber(SegmentMapping mapping) noexcept : mapping_(std::move(mapping)) {}
-  Subscriber(Subscriber&& other) noexcept : mapping_(std::move(other.mapping_)) {}
+  Subscriber(Subscriber&& other) noexcept
+      : ledger_(std::move(other.ledger_)), mapping_(std::move(other.mapping_)) {}
   Subscriber& operator=(Subscriber&& other) noexcept {
+    ledger_ = std::move(other.ledger_);
     mapping_ = std::move(other.mapping_);
     path_cache_.Clear();  // places found in the old mapping mean nothing in this one
     return *this;
   }
+  ~Subscriber();
   Subscriber(const Subscriber&) = delete;
   Subscriber& operator=(const Subscriber&) = delete;
 
@@ -65,6 +75,7 @@ class Subscriber {
   // Opens without throwing; *out receives the mapping on CONFCAST_OK. When
   // the segment is refused (CONFCAST_ERR_PERMISSION: its owner or mode break
   // the trust rules of segment_trust.hpp), *why, if given, says why.
+  // Joins the worker ledger as the constructor does.
   static int Open(std::string_view segment, Subscriber* out, std::string* why = nullptr) noexcept;
 
   // -- wait-free reads ---------------------------------------------------------
@@ -119,7 +130,8 @@ class Subscriber {
 
   // -- out of line (the compiled library) ---------------------------------------
   // A private copy of the current version (allocates once; then reads are
-  // plain memory). Throws confcast::Error (CONFCAST_ERR_EMPTY if nothing yet).
+  // plain memory), held in the worker ledger until its last copy is gone.
+  // Throws confcast::Error (CONFCAST_ERR_EMPTY if nothing yet).
   Snapshot Pin() const;
   int TryPin(Snapshot* out) const noexcept;
 
@@ -128,6 +140,26 @@ class Subscriber {
   // CONFCAST_ERR_INCOMPATIBLE when the segment was replaced or its name now
   // stands for another segment: reopen to follow.
   int Wait(uint64_t after_version, int timeout_ms, uint64_t* seen_version = nullptr) const noexcept;
+
+  // -- the worker ledger ---------------------------------------------------------
+  // Every reading process appears in the segment's worker ledger (a
+  // directory beside the segment, see layout.hpp) with its pid, the newest
+  // version it read and the versions it holds, so that an operator can wait
+  // until nothing runs on an old config (confcastctl wait --converged).
+  // Joining is done once per process and segment; a process that cannot
+  // register (no ledger, a full one, a read-only mount) reads as ever, and
+  // *why says why. CONFCAST_OK even then; CONFCAST_ERR_SYSTEM only when out
+  // of memory.
+  int JoinLedger(std::string* why = nullptr) noexcept;
+  // Whether this process has an entry in the ledger through this subscriber.
+  bool in_ledger() const noexcept;
+  // This process uses `version` until the matching Release (holds nest; a
+  // version may be held several times). Lock-free, no system call:
+  // CONFCAST_ERR_INVALID for version 0, or a Release of a version not held.
+  // Without a ledger (a Subscriber made from a mapping) both do nothing.
+  // Pin() holds its version for the Snapshot's lifetime by itself.
+  int Hold(uint64_t version) const noexcept;
+  int Release(uint64_t version) const noexcept;
 
   // The publisher's status as stored in the segment.
   int Info(confcast_info* out) const noexcept;
@@ -158,6 +190,8 @@ class Subscriber {
     return reader::PathTarget(path_cache_, path);
   }
   int NoSuchPath(uint64_t* version) const noexcept;
+  int CopyAndHold(Snapshot* out) const noexcept;
+  static constexpr int kPinAttempts = 16;  // copies of a version that moved on before it was held
 
   template <class T, class Where>
   T Must(const Where& where) const {
@@ -168,6 +202,7 @@ class Subscriber {
   static std::string Describe(std::string_view path) { return std::string(path); }
   static std::string Describe(const Key& key) { return key.path(); }
 
+  std::shared_ptr<ledger::Membership> ledger_;  // before the mapping: the mapping points into it
   SegmentMapping mapping_;
   reader::PathCache path_cache_;
 };

@@ -67,6 +67,8 @@ _PROTOTYPES = {
     "confcast_wait": (ctypes.c_int, [_handle_p, ctypes.c_uint64, ctypes.c_int, _u64_p]),
     "confcast_info_get": (ctypes.c_int, [_handle_p, ctypes.POINTER(Info)]),
     "confcast_strerror": (ctypes.c_char_p, [ctypes.c_int]),
+    "confcast_hold": (ctypes.c_int, [_handle_p, ctypes.c_uint64]),
+    "confcast_release": (ctypes.c_int, [_handle_p, ctypes.c_uint64]),
 }
 
 
@@ -86,6 +88,15 @@ class Library:
             fn.argtypes = argtypes
             setattr(self, name[len("confcast_"):], fn)
         self._cdll = cdll  # keep the library mapped as long as we are
+        # The ledger's hold and release, for pin() on every request: called through PyDLL (the GIL
+        # stays held: both are lock-free and return in nanoseconds) with ctypes objects as arguments
+        # and no argtypes, which halves the cost of a call (argument conversion is most of it). The
+        # callers pass exactly (c_void_p handle, c_uint64 version).
+        fast = ctypes.PyDLL(path, handle=cdll._handle)
+        self.hold_fast = fast.confcast_hold
+        self.release_fast = fast.confcast_release
+        for fn in (self.hold_fast, self.release_fast):
+            fn.restype = ctypes.c_int
 
     def message(self, status: int) -> str:
         text = self.strerror(status)

@@ -1,12 +1,17 @@
 """confcast.asgi - one config version per request for ASGI apps (Starlette, FastAPI).
 
-``PinnedConfigMiddleware`` takes one ``Snapshot`` at the start of each HTTP
-or WebSocket request and makes it the request's config: in
+``PinnedConfigMiddleware`` pins one ``Snapshot`` at the start of each HTTP
+or WebSocket request (``Subscriber.pin()``: its version is held in the
+worker ledger until the request ends, so ``confcastctl wait --converged``
+waits for requests still running on an old config) and makes it the
+request's config: in
 ``request.state.config`` (Starlette keeps ``request.state`` in
 ``scope["state"]``) and in a context variable (``current_snapshot()``), for
 code that has no request at hand. A request in flight during a reload
 finishes wholly on the version it started with; the next request gets the
-new one. Pinning costs one version check (``Subscriber.snapshot()``).
+new one. Pinning costs one version check (``Subscriber.snapshot()``) plus a
+hold and a release in the ledger. A source without ``pin()`` (nor a
+``subscriber`` that has one) is only asked for ``snapshot()``.
 
 Plain ASGI, standard library only; ``fastapi_dependency()`` imports
 Starlette only when called.
@@ -81,29 +86,55 @@ class PinnedConfigMiddleware:
         self.required = required
         self._source = source
 
-    def _take_snapshot(self) -> Snapshot:
+    def _pin(self) -> Any:
+        """A context manager giving the request's snapshot: a ledger pin when the source has one."""
         source = self._source
         if not hasattr(source, "snapshot"):
             source = source()
-        return source.snapshot()
+        pin = getattr(source, "pin", None)
+        if pin is None:
+            subscriber = getattr(source, "subscriber", None)  # a ConfigManager: pin through its subscriber
+            pin = getattr(subscriber, "pin", None)
+        if pin is not None:
+            return pin()
+        return _Unheld(source.snapshot())
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
+        pin = None
         try:
-            snap: Snapshot | None = self._take_snapshot()
+            pin = self._pin()
+            snap: Snapshot | None = pin.__enter__()
         except ConfcastError as exc:
             if self.required:
                 await _refuse(scope, send, exc)
                 return
-            snap = None
+            snap, pin = None, None
         scope.setdefault("state", {})[self.state_key] = snap
         token = _pinned.set(snap)
         try:
             await self.app(scope, receive, send)
         finally:
             _pinned.reset(token)
+            if pin is not None:
+                pin.__exit__(None, None, None)
+
+
+class _Unheld:
+    """A snapshot from a source that cannot pin, in the shape of a pin."""
+
+    __slots__ = ("_snap",)
+
+    def __init__(self, snap: Snapshot) -> None:
+        self._snap = snap
+
+    def __enter__(self) -> Snapshot:
+        return self._snap
+
+    def __exit__(self, *exc_info) -> None:
+        pass
 
 
 async def _refuse(scope: dict, send: Callable, exc: ConfcastError) -> None:

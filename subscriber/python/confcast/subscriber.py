@@ -52,6 +52,7 @@ Threading contract
 from __future__ import annotations
 
 import ctypes
+import itertools
 import json
 import logging
 import math
@@ -62,7 +63,7 @@ import time
 import weakref
 from typing import Any, Callable
 
-from . import _fork, _native
+from . import _fork, _ledger, _native
 from ._segment import OpenSegment, open_segment
 from ._version_word import HEARTBEAT_MONO_INDEX, RETIRED_INDEX, VERSION_INDEX
 from .errors import Closed, ConfcastError, Corrupt, Empty, Incompatible, KeyNotFound, SegmentNotFound, Timeout
@@ -78,6 +79,7 @@ _INITIAL_JSON_BYTES = 64 * 1024
 _INITIAL_STRING_BYTES = 256
 _MISSING = object()
 _RETRYABLE_WHILE_WAITING = (SegmentNotFound, Empty, Corrupt)  # a publisher may be creating it right now
+_PIN_ATTEMPTS = 100  # pins of a version that moved on before it was held; publishes are debounced
 
 # Stands in for "no snapshot yet": its version matches no version word, so the lock-free paths need
 # no None test before comparing.
@@ -129,6 +131,62 @@ class _ReopenWords:
     __hash__ = None  # type: ignore[assignment]
 
 
+class Pin:
+    """The context of ``Subscriber.pin()``: enters with the held ``Snapshot``, releases on exit.
+
+    Runs on every request of the ASGI middleware, so the common case is written out inline (each
+    Python call saved is tens of nanoseconds); ``Subscriber._hold_current`` is the general path.
+    """
+
+    __slots__ = ("_subscriber", "_segment", "_version_arg")
+
+    def __init__(self, subscriber: "Subscriber") -> None:
+        self._subscriber = subscriber
+        self._segment: OpenSegment | None = None
+
+    def __enter__(self) -> Snapshot:
+        if self._segment is not None:
+            raise RuntimeError("this pin() is already entered; call pin() again for another hold")
+        sub = self._subscriber
+        snap = sub._snapshot
+        try:
+            if sub._pair != snap._expected_pair:
+                snap = sub._refresh()
+        except ValueError:  # the mapping was released under our feet: the general path says why
+            snap = sub.snapshot()
+        held = sub._held_arg
+        if held[0] != snap.version:
+            held = sub._new_version_arg(snap.version)
+        next(sub._pin_calls_in)
+        try:
+            seg = sub._seg
+            ok = (not sub._closing and seg is not None and sub._lib.hold_fast(seg.handle, held[1]) == _native.OK)
+            if ok and sub._pair != snap._expected_pair:  # moved on before the hold: see _hold_current
+                sub._lib.release_fast(seg.handle, held[1])
+                ok = False
+        finally:
+            next(sub._pin_calls_out)
+        if not ok:
+            snap, seg, arg = sub._hold_current()
+            self._segment, self._version_arg = seg, arg
+            return snap
+        self._segment, self._version_arg = seg, held[1]
+        return snap
+
+    def __exit__(self, *exc_info) -> None:
+        seg, self._segment = self._segment, None
+        if seg is None:
+            return
+        sub = self._subscriber  # Subscriber._release, inline
+        next(sub._pin_calls_in)
+        try:
+            handle = seg.handle
+            if not sub._closing and handle is not None:  # else closed: its holds went with it
+                sub._lib.release_fast(handle, self._version_arg)
+        finally:
+            next(sub._pin_calls_out)
+
+
 class Subscriber:
     """Reads the config a confcast publisher broadcasts in ``segment``.
 
@@ -167,6 +225,9 @@ class Subscriber:
         _fork.track_subscriber(self)
 
     def _fresh_sync_state(self) -> None:
+        self._pin_calls_in = itertools.count()
+        self._pin_calls_out = itertools.count()
+        self._held_arg: tuple[int, Any] = (-1, None)
         self._refresh_lock = threading.RLock()  # re-entrant: a reopen may happen inside a refresh
         self._guard = threading.Lock()          # a plain lock: taken twice per C call, so it must be cheap
         self._calls_in_flight = 0
@@ -368,6 +429,68 @@ class Subscriber:
         with self._refresh_lock:
             if seg is self._seg:  # else another thread followed it already
                 self._follow_replacement()
+
+    # -- the worker ledger ---------------------------------------------------------
+    def pin(self) -> "Pin":
+        """``with sub.pin() as snap:`` - the current snapshot, its version held in the worker ledger
+        until the block ends, so that ``confcastctl wait --converged`` waits for it.
+
+        The ASGI middleware pins each request so. Costs one hold and one release through the C
+        library (see ``bench/python_config_access.py``); the snapshot itself is ``snapshot()``'s.
+        """
+        return Pin(self)
+
+    def ledger_entry(self) -> dict | None:
+        """This process's entry in the segment's worker ledger (``pid``, ``version`` read,
+        ``oldest_held``, ``held``), or None when the process could not register (see ``confcast.h``)."""
+        seg = self._enter()
+        try:
+            path = seg.path
+        finally:
+            self._exit()
+        return _ledger.own_entry(path)
+
+    # pin() runs on every request, so it does not take the guard's lock (_enter/_exit: two lock
+    # round trips per call). Its C calls are counted by two itertools counters instead, whose next()
+    # is atomic under the GIL: a call counts itself in, then checks _closing, then calls (the GIL
+    # stays held, see _native), then counts itself out; close() sets _closing first and then waits
+    # until the counts agree, so no hold or release can use a handle close() frees.
+
+    def _new_version_arg(self, version: int) -> tuple[int, ctypes.c_uint64]:
+        held = (version, ctypes.c_uint64(version))
+        self._held_arg = held  # one store: another thread sees the old pair or this one
+        return held
+
+    def _hold_current(self) -> tuple[Snapshot, OpenSegment, ctypes.c_uint64]:
+        """Holds the current snapshot's version; returns it with the segment the hold was made in."""
+        hold, release = self._lib.hold_fast, self._lib.release_fast
+        for _ in range(_PIN_ATTEMPTS):
+            snap = self.snapshot()
+            held = self._held_arg
+            arg = held[1] if held[0] == snap.version else self._new_version_arg(snap.version)[1]
+            next(self._pin_calls_in)
+            try:
+                seg = self._seg
+                if self._closing or seg is None:
+                    raise Closed(f"the confcast subscriber of {self.segment!r} is closed", segment=self.segment)
+                status = hold(seg.handle, arg)
+                # Hold first, then look again: a version that moved on meanwhile may have been
+                # judged drained by a rollout gate before the hold was made, so it is not used.
+                if status == _native.OK and self._pair != snap._expected_pair:
+                    release(seg.handle, arg)
+                    continue
+            finally:
+                next(self._pin_calls_out)
+            if status != _native.OK:
+                raise self._lib.error(status, f"holding version {snap.version} of {self.segment!r}",
+                                      segment=self.segment)
+            return snap, seg, arg
+        raise ConfcastError(f"the config in {self.segment!r} changed during each of {_PIN_ATTEMPTS} pins; "
+                            f"try again", segment=self.segment)
+
+    def _pin_calls_in_flight(self) -> int:
+        # The counters' values without advancing them (their repr is "count(N)").
+        return int(repr(self._pin_calls_in)[6:-1]) - int(repr(self._pin_calls_out)[6:-1])
 
     # -- reads --------------------------------------------------------------------
     def get(self, path: str, default: Any = None) -> Any:
@@ -603,6 +726,11 @@ class Subscriber:
                 self._drained.set()
         deadline = time.monotonic() + CLOSE_WAIT_SECONDS
         drained = self._drained.wait(CLOSE_WAIT_SECONDS)  # a wait() in flight returns within one slice
+        while self._pin_calls_in_flight() > 0:  # holds and releases in flight take nanoseconds
+            if time.monotonic() >= deadline:
+                drained = False
+                break
+            time.sleep(0.0001)
         with self._guard:
             seg, self._seg = self._seg, None
             replaced, self._replaced = self._replaced, []
