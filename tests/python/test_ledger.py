@@ -22,6 +22,9 @@ import threading
 import time
 from pathlib import Path
 
+import shutil
+import tempfile
+
 import pytest
 
 from cc_helpers import DemoServer, KubeletConfigMap, holmes_config
@@ -71,6 +74,26 @@ def workers(segment: str) -> dict[int, dict]:
     return {w["pid"]: w for w in json.loads(done.stdout)["workers"]}
 
 
+@pytest.fixture(scope="module")
+def package_others_can_load():
+    """The Python package and its library copied where any user can read them: the source tree
+    and build may sit in a directory only their owner can enter (a ``mktemp -d`` clone)."""
+    root = tempfile.mkdtemp(prefix="confcast-package-")
+    try:
+        os.chmod(root, 0o755)
+        shutil.copytree(PYTHON_PACKAGE_DIR / "confcast", os.path.join(root, "confcast"),
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        library = os.path.join(root, "libconfcast.so")
+        shutil.copyfile(os.environ["CONFCAST_LIBRARY"], library)
+        for directory, _, files in os.walk(root):
+            os.chmod(directory, 0o755)
+            for name in files:
+                os.chmod(os.path.join(directory, name), 0o644)
+        yield {"PYTHONPATH": root, "CONFCAST_LIBRARY": library}
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 class Worker:
     """A Python worker process reading ``segment``, driven line by line."""
 
@@ -79,7 +102,8 @@ class Worker:
         if user is not None:
             command = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *command]
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                                        env={**os.environ, "PYTHONPATH": str(PYTHON_PACKAGE_DIR), **(env or {})})
+                                        env={**os.environ, "PYTHONPATH": str(PYTHON_PACKAGE_DIR), **(env or {})},
+                                        cwd="/")
         self.pid = self.process.pid
         self.ready = self._answer()["ready"]
 
@@ -328,7 +352,7 @@ def test_a_full_ledger_stops_new_entries_not_reads(publisher, configmap, workers
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run a worker as nobody")
 def test_a_worker_of_another_user_registers_and_cannot_touch_other_entries(publisher_binary, configmap, tmp_path,
-                                                                         workers_started):
+                                                                         workers_started, package_others_can_load):
     segment = unique_segment()
     proc = Publisher(publisher_binary, configmap.path, segment, tmp_path / "publisher.log",
                      "--segment-mode", "0644").start()
@@ -338,7 +362,8 @@ def test_a_worker_of_another_user_registers_and_cannot_touch_other_entries(publi
         # Readable by others: others may register (sticky, so only in their own name).
         assert stat.S_IMODE(os.stat(directory).st_mode) == 0o1777
         root_worker = workers_started(segment)
-        other = workers_started(segment, user=NOBODY, env={"CONFCAST_SEGMENT_OWNER": "0"})
+        other = workers_started(segment, user=NOBODY,
+                                env={"CONFCAST_SEGMENT_OWNER": "0", **package_others_can_load})
         other.do("pin")
         listed = workers(segment)
         assert listed[other.pid]["held"] == 1 and listed[root_worker.pid]["held"] == 0
