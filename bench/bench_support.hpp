@@ -13,13 +13,16 @@
 
 #include <array>
 #include <cstdio>
+#include <exception>
 #include <fstream>
+#include <iostream>
 #include <random>
 #include <sstream>
 #include <stdexcept>
 #include <string>
 #include <variant>
 
+#include <benchmark/benchmark.h>
 #include <nlohmann/json.hpp>
 
 #include "config_file.hpp"
@@ -89,6 +92,28 @@ inline PreparedConfig PrepareHolmesGpt(bool second_version) {
     yaml.replace(at, from.size(), "model: gpt-4.1");
   }
   return Prepare(std::move(yaml), DataPath("holmesgpt_config.yaml"));
+}
+
+// main() of a benchmark program whose benchmarks share one world (segments,
+// snapshots, readers) built before they are registered, because their
+// arguments and context come from it. A set_up that throws is reported with
+// the program's name (exit 1) and leaves no segment behind.
+inline int RunWithWorld(int argc, char** argv, const char* program, void (*set_up)(),
+                        void (*register_benchmarks)(), void (*tear_down)()) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  try {
+    set_up();
+  } catch (const std::exception& e) {
+    std::cerr << program << ": setup failed: " << e.what() << "\n";
+    SegmentCleanup::UnlinkAll();
+    return 1;
+  }
+  register_benchmarks();
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  tear_down();
+  return 0;
 }
 
 }  // namespace confcast::bench

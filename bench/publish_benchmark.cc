@@ -238,18 +238,7 @@ void Sizes(benchmark::internal::Benchmark* b) {
   b->Arg(1 << 10)->Arg(64 << 10)->Arg(1 << 20)->Unit(benchmark::kMicrosecond)->UseRealTime();
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  try {
-    SetUpWorld();
-  } catch (const std::exception& e) {
-    std::cerr << "publish_benchmark: setup failed: " << e.what() << "\n";
-    confcast::bench::SegmentCleanup::UnlinkAll();
-    return 1;
-  }
+void RegisterAll() {
   benchmark::AddCustomContext("default_capacity_bytes", std::to_string(1u << 20));
   benchmark::RegisterBenchmark("stage/read_hash", ReadHash)->Apply(Sizes);
   benchmark::RegisterBenchmark("stage/parse_validate", ParseValidate)->Apply(Sizes);
@@ -257,8 +246,10 @@ int main(int argc, char** argv) {
   benchmark::RegisterBenchmark("stage/write", Write)->Apply(Sizes);
   benchmark::RegisterBenchmark("pipeline", Pipeline)->Apply(Sizes);
   benchmark::RegisterBenchmark("reload", Reload)->Apply(Sizes);
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  TearDownWorld();
-  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return confcast::bench::RunWithWorld(argc, argv, "publish_benchmark", SetUpWorld, RegisterAll, TearDownWorld);
 }

@@ -854,23 +854,14 @@ void TearDownWorld() {
   confcast::bench::SegmentCleanup::UnlinkAll();
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  try {
-    SetUpWorld();
-  } catch (const std::exception& e) {
-    std::cerr << "read_benchmark: setup failed: " << e.what() << "\n";
-    confcast::bench::SegmentCleanup::UnlinkAll();
-    return 1;
-  }
+void RegisterWithContext() {
   benchmark::AddCustomContext("config", confcast::bench::DataPath("holmesgpt_config.yaml"));
   benchmark::AddCustomContext("snapshot_bytes", std::to_string(g->versions[0].snapshot.size_bytes()));
   RegisterAll();
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  TearDownWorld();
-  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return confcast::bench::RunWithWorld(argc, argv, "read_benchmark", SetUpWorld, RegisterWithContext, TearDownWorld);
 }
