@@ -75,6 +75,7 @@ cleanup() {
   stop "$PUBLISHER_PID"
   stop "$VENV_PUBLISHER_PID"
   rm -f "/dev/shm/$SHM_SEGMENT" "/dev/shm/$SHM_SEGMENT.confcast-lock"
+  rm -rf "/dev/shm/$SHM_SEGMENT.confcast-ledger"
   if ((INSTALLED)); then
     apt-get purge -y -qq confcast >/dev/null 2>&1 || dpkg --purge confcast >/dev/null 2>&1 || true
   fi
