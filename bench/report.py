@@ -315,6 +315,25 @@ def size_label(n: int) -> str:
     return f"{n >> 20} MiB" if n >= 1 << 20 else f"{n >> 10} KiB"
 
 
+
+def ledger_table(reads: list[dict], python: dict | None) -> list[str]:
+    """A hold in the worker ledger and its release, per pair, from C, C++ and Python."""
+    rows = []
+    for impl, how in (("c_abi", "C: `confcast_hold` + `confcast_release`"),
+                      ("confcast", "C++: `Subscriber::Hold` + `Release`")):
+        one, two = find(reads, "hold_release", impl, 1), find(reads, "hold_release", impl, 2)
+        if one:
+            rows.append(f"| {how} | {fmt_ns(one['latency_ns'])} | {fmt_ns(two['latency_ns']) if two else '-'} |")
+    pin = (python or {}).get("results", {}).get("confcast_pin_hold_release")
+    if pin:
+        rows.append(f"| Python: `with sub.pin(): pass` (the snapshot, a hold and its release) | "
+                    f"{fmt_ns(pin['ns_per_request'])} | - |")
+    if not rows:
+        return []
+    return ["", "#### Worker ledger: a hold and its release (per pair, per thread)", "",
+            "| way | 1 thread | 2 threads |", "| --- | --- | --- |", *rows]
+
+
 def table_md(results: dict) -> str:
     m = results["machine"]
     lines = []
@@ -361,6 +380,7 @@ def table_md(results: dict) -> str:
     if anchors:
         lines.append("")
         lines.append("Anchors: " + ", ".join(f"{a['impl']} {fmt_ns(a['latency_ns'])}" for a in anchors) + ".")
+    lines.extend(ledger_table(reads, results.get("python")))
     lines.append("")
     lines.append("#### Reads while a writer publishes every 1 ms (latency per read; idle → under publish)")
     lines.append("")
@@ -440,6 +460,8 @@ def table_md(results: dict) -> str:
         lines.append("| way | per call | per read |")
         lines.append("| --- | --- | --- |")
         for name, r in py["results"].items():
+            if name in py.get("ledger_statements", {}):
+                continue  # in the worker ledger's table
             if name in one_value or name.endswith("_1_getter"):
                 label = f"{name} (`{one_value[name]}`)" if name in one_value else name
                 lines.append(f"| {label} | {fmt_ns(r['ns_per_request'])} | {fmt_ns(r['ns_per_request'])} |")
