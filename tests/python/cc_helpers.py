@@ -148,9 +148,10 @@ class DemoServer:
     """gunicorn -w N -k uvicorn.workers.UvicornWorker serving examples/holmesgpt_api/app.py."""
 
     def __init__(self, segment: str, log_path: Path, *, workers: int = 4, env: dict[str, str] | None = None,
-                 config_file: Path | None = None) -> None:
+                 config_file: Path | None = None, command: list[str] | None = None) -> None:
         self.segment = segment
         self.config_file = config_file
+        self.command = command  # instead of the gunicorn command below (e.g. examples/run-demo)
         self.workers = workers
         self.port = free_port()
         self.log_path = log_path
@@ -170,6 +171,8 @@ class DemoServer:
                    "-k", "uvicorn.workers.UvicornWorker", "-b", f"127.0.0.1:{self.port}", "app:app"]
         if self.config_file is not None:
             command[1:1] = ["-c", str(self.config_file)]
+        if self.command is not None:
+            command = self.command
         with open(self.log_path, "ab") as log:
             # Own session: teardown can signal the whole group we created (master + workers).
             self.process = subprocess.Popen(command, cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT,
