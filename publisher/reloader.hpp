@@ -1,5 +1,6 @@
-// reloader.hpp - one reload: read the file, skip it if nothing changed,
-// parse and validate it, publish it, or reject it and keep the last good one.
+// reloader.hpp - one reload: read the config's sources, skip them if nothing
+// changed, parse, merge and validate them, publish the result, or reject it
+// and keep the last good one.
 //
 // Everything that decides whether a version is published lives here; the
 // event loop (main.cc) only decides when to call Reload(). Counting follows
@@ -14,6 +15,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -43,7 +45,7 @@ struct ReloadOutcome {
 class Reloader {
  public:
   struct Options {
-    std::string config_path;
+    std::vector<std::string> config_paths;  // the sources, in merge order (config_sources.hpp)
     uint64_t max_config_bytes = 1 << 20;
     bool strict = false;
   };
