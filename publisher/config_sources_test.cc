@@ -197,7 +197,7 @@ TEST(ConfigMerge, SnapshotSizeIsCountedAcrossFiles) {
   for (int i = 0; i < 40; ++i) half += "  k" + std::to_string(i) + ": \"" + std::string(40, 'v') + "\"\n";
   std::string other = half;
   other.replace(other.find("extra"), 5, "other");
-  const uint64_t capacity = 4096;
+  const uint64_t capacity = 8192;
   ValidOk({{"/a.yaml", half}}, capacity);
   ValidOk({{"/b.yaml", other}}, capacity);
   const ConfigError error = ErrorOf(
