@@ -69,6 +69,7 @@ ReloadOutcome Reloader::ReloadOrThrow(Trigger trigger, double started) {
     return Reject(*err, Sha256(std::string(ReasonName(err->reason)) + "\n" + err->ToString()), started);
   }
   const ConfigSources& file = std::get<ConfigSources>(read);
+  LogFileSet(file);
   if (published_sha256_ && *published_sha256_ == file.sha256) {
     rejected_key_.reset();  // back to the good content: a later bad one counts again
     spdlog::debug("{}: unchanged (sha256 {})", TriggerName(trigger), file.sha256_hex.substr(0, 12));
@@ -132,6 +133,20 @@ ReloadOutcome Reloader::ReloadOrThrow(Trigger trigger, double started) {
   LogChanges(version, file.sha256_hex, trigger, valid.config);
   published_config_ = std::move(valid.config);
   return {ReloadOutcome::Kind::kPublished, version, std::nullopt};
+}
+
+void Reloader::LogFileSet(const ConfigSources& sources) {
+  std::vector<std::string> names;
+  for (const SourceFile& file : sources.files) names.push_back(file.name);
+  if (names == files_) return;
+  // Which files make up the config, whenever that set changes (a key added to
+  // or removed from a mounted ConfigMap): the merge depends on it.
+  LogEvent(spdlog::level::info,
+           std::to_string(names.size()) + (names.size() == 1 ? " config file" : " config files") + " from " +
+               std::to_string(options_.config_paths.size()) +
+               (options_.config_paths.size() == 1 ? " source" : " sources"),
+           {{"files", names}});
+  files_ = std::move(names);
 }
 
 ReloadOutcome Reloader::Reject(const ConfigError& error, const std::array<unsigned char, 32>& content_key,

@@ -20,6 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include "config_error.hpp"
+#include "config_sources.hpp"
 #include "metrics.hpp"
 #include "schema.hpp"
 #include "segment_writer.hpp"
@@ -59,6 +60,7 @@ class Reloader {
   ReloadOutcome ReloadOrThrow(Trigger trigger, double started);
   ReloadOutcome Reject(const ConfigError& error, const std::array<unsigned char, 32>& content_key,
                        double started_seconds);
+  void LogFileSet(const ConfigSources& sources);
   void LogChanges(uint64_t version, const std::string& sha256_hex, Trigger trigger, const nlohmann::json& next);
 
   Options options_;
@@ -68,6 +70,7 @@ class Reloader {
   std::optional<std::array<unsigned char, 32>> published_sha256_;  // of the live version, if we know it
   std::optional<std::array<unsigned char, 32>> rejected_key_;      // what was last rejected
   nlohmann::json published_config_;                               // for the change log
+  std::vector<std::string> files_;                                 // the files last read, for the log
 };
 
 }  // namespace confcast::publisher

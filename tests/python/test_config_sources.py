@@ -106,15 +106,23 @@ def test_keys_added_to_and_removed_from_a_directory(run_publisher, segment, tmp_
         stays_at(sub, v, 1.0)
 
 
+SECRET_A = {"credentials.yaml": "llm:\n  endpoint: https://a.example\n"}
+SECRET_B = {"credentials.yaml": "llm:\n  endpoint: https://b.example\n"}
+CM_M2 = {"config.yaml": BASE.replace("base-model", "m2")}
+
+
+def configmap_and_secret(tmp_path: Path) -> tuple[KubeletVolume, KubeletVolume]:
+    return KubeletVolume(tmp_path / "cm", {"config.yaml": BASE}), KubeletVolume(tmp_path / "secret", SECRET_A)
+
+
 def test_two_volumes_updated_inside_the_debounce_window_are_one_version(run_publisher, segment, tmp_path):
-    cm = KubeletVolume(tmp_path / "cm", {"config.yaml": BASE})
-    secret = KubeletVolume(tmp_path / "secret", {"credentials.yaml": "llm:\n  endpoint: https://a.example\n"})
+    cm, secret = configmap_and_secret(tmp_path)
     run_publisher(cm.directory, secret.directory, debounce_ms=1500)
     with confcast.Subscriber(segment) as sub:
         before = sub.version
         started = time.monotonic()
-        cm.update({"config.yaml": BASE.replace("base-model", "m2")})
-        secret.update({"credentials.yaml": "llm:\n  endpoint: https://b.example\n"})
+        cm.update(CM_M2)
+        secret.update(SECRET_B)
         assert time.monotonic() - started < 1.0, "the two updates took longer than the window allows"
         version = new_version(sub, before)
         assert version == before + 1
@@ -123,15 +131,14 @@ def test_two_volumes_updated_inside_the_debounce_window_are_one_version(run_publ
 
 
 def test_two_volumes_updated_apart_are_two_versions(run_publisher, segment, tmp_path):
-    cm = KubeletVolume(tmp_path / "cm", {"config.yaml": BASE})
-    secret = KubeletVolume(tmp_path / "secret", {"credentials.yaml": "llm:\n  endpoint: https://a.example\n"})
+    cm, secret = configmap_and_secret(tmp_path)
     run_publisher(cm.directory, secret.directory, debounce_ms=50)
     with confcast.Subscriber(segment) as sub:
         v = sub.version
-        cm.update({"config.yaml": BASE.replace("base-model", "m2")})
+        cm.update(CM_M2)
         v1 = new_version(sub, v)
         assert sub.snapshot()["llm"]["model"] == "m2" and sub.snapshot()["llm"]["endpoint"] == "https://a.example"
-        secret.update({"credentials.yaml": "llm:\n  endpoint: https://b.example\n"})
+        secret.update(SECRET_B)
         v2 = new_version(sub, v1)
         assert (v1, v2) == (v + 1, v + 2)
         assert sub.snapshot()["llm"]["endpoint"] == "https://b.example"
