@@ -121,9 +121,9 @@ std::variant<ConfigSources, ConfigError> ReadConfigSources(const std::vector<std
     auto read = ReadConfigFile(name, max_bytes - total);
     if (auto* error = std::get_if<ConfigError>(&read)) {
       if (error->reason == Reason::kTooLarge && !one_plain_file) {
-        error->message = "with the " + std::to_string(total) + " bytes of the files before it, the config is more than " +
-                         std::to_string(max_bytes) + " bytes in all, above the limit (--max-config-bytes); " +
-                         "it was not parsed";
+        error->message = "with the " + std::to_string(total) +
+                         " bytes of the files before it, the config is more than " + std::to_string(max_bytes) +
+                         " bytes in all, above the limit (--max-config-bytes); it was not parsed";
       }
       return std::move(*error);
     }

@@ -93,7 +93,8 @@ ReloadOutcome Reloader::ReloadOrThrow(Trigger trigger, double started) {
     const bool too_large = err->too_large;
     std::string message = err->message;
     if (too_large && !err->path.empty()) message += ", path " + err->path;
-    return Reject(ConfigError{too_large ? Reason::kTooLarge : Reason::kValidate, SourcesLabel(options_.config_paths), 0, 0,
+    return Reject(ConfigError{too_large ? Reason::kTooLarge : Reason::kValidate,
+                              SourcesLabel(options_.config_paths), 0, 0,
                               too_large ? "" : err->path, message},
                   file.sha256, started);
   }

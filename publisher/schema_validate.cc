@@ -167,8 +167,8 @@ std::string Expectation(const SchemaNode& schema) {
 }
 
 void Validator::Fail(SourcePosition where, const std::string& path, std::string message) const {
-  throw ValidationFailure{
-      ConfigError{Reason::kValidate, document_.FileOf(where, file_), where.line, where.column, path, std::move(message)}};
+  throw ValidationFailure{ConfigError{Reason::kValidate, document_.FileOf(where, file_), where.line, where.column, path,
+                                      std::move(message)}};
 }
 
 void Validator::Charge(uint64_t nodes, uint64_t path_bytes, uint64_t text_bytes, SourcePosition where,
@@ -276,7 +276,8 @@ void Validator::UnknownKey(const SchemaNode& schema, const YamlEntry& entry, con
   }
   if (warnings_ != nullptr) {
     warnings_->push_back(ConfigError{Reason::kValidate, document_.FileOf(entry.key_position, file_),
-                                     entry.key_position.line, entry.key_position.column, path, "unknown key (not in the schema), kept and published as-is" + suggestion}
+                                     entry.key_position.line, entry.key_position.column, path,
+                                     "unknown key (not in the schema), kept and published as-is" + suggestion}
                              .ToString());
   }
 }
@@ -501,8 +502,9 @@ class PathTable {
     if (path.empty()) {
       message += "an empty top-level key has the same path as the whole document; rename the key";
     } else if (first.from_file) {
-      message += "this node and the node at " +
-                 (first.position.source != second.position.source ? document_.FileOf(first.position, file_) + " " : "") +
+      // Across sources, the other node's file too.
+      const bool elsewhere = first.position.source != second.position.source;
+      message += "this node and the node at " + (elsewhere ? document_.FileOf(first.position, file_) + " " : "") +
                  Where(first.position) +
                  " have the same dotted path; rename one of the keys";
     } else {
