@@ -29,8 +29,9 @@ bool IsDirectory(const std::string& path) {
 
 // The files a source stands for. A path that is not a directory (missing
 // ones included) stands for itself: reading it reports what is wrong.
-std::variant<std::vector<std::string>, ConfigError> ListSource(const std::string& path) {
-  if (!IsDirectory(path)) return std::vector<std::string>{path};
+std::variant<std::vector<std::string>, ConfigError> ListSource(const std::string& path, bool* is_directory) {
+  *is_directory = IsDirectory(path);
+  if (!*is_directory) return std::vector<std::string>{path};
   std::unique_ptr<DIR, int (*)(DIR*)> dir(::opendir(path.c_str()), ::closedir);
   if (!dir) {
     return ConfigError{Reason::kIo, path, 0, 0, "", std::string("cannot list the directory: ") + std::strerror(errno)};
@@ -87,8 +88,9 @@ std::string DescribeSources(const std::vector<std::string>& paths) {
   for (const std::string& path : paths) {
     if (!text.empty()) text += ", ";
     text += path;
-    if (!IsDirectory(path)) continue;
-    auto listed = ListSource(path);
+    bool is_directory = false;
+    auto listed = ListSource(path, &is_directory);
+    if (!is_directory) continue;
     if (auto* error = std::get_if<ConfigError>(&listed)) {
       text += " (" + error->message + ")";
     } else {
@@ -104,9 +106,10 @@ std::variant<ConfigSources, ConfigError> ReadConfigSources(const std::vector<std
   std::vector<std::string> names;
   bool one_plain_file = paths.size() == 1;
   for (const std::string& path : paths) {
-    auto listed = ListSource(path);
+    bool is_directory = false;
+    auto listed = ListSource(path, &is_directory);
     if (auto* error = std::get_if<ConfigError>(&listed)) return std::move(*error);
-    if (IsDirectory(path)) one_plain_file = false;
+    if (is_directory) one_plain_file = false;
     for (std::string& name : std::get<std::vector<std::string>>(listed)) names.push_back(std::move(name));
   }
   if (names.empty()) {
