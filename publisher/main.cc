@@ -376,7 +376,8 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", flags.log_level, "trace, debug, info, warning, error, critical")->capture_default_str();
   app.add_option("--log-format", flags.log_format, "text or json")
       ->capture_default_str()->check(CLI::IsMember({"text", "json"}));
-  app.add_flag("--check", flags.check, "validate the file, print what is wrong, exit 0 if valid else 1");
+  app.add_flag("--check", flags.check,
+               "validate the config (every source), print what is wrong, exit 0 if valid else 1");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
