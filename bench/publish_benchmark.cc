@@ -164,7 +164,7 @@ void Reload(benchmark::State& state) {
   const fs::path tmp = g->dir / ("config-" + c.label + ".yaml.tmp");
   fs::remove(link);
   fs::create_symlink(c.path[0], link);
-  cp::Reloader reloader({link.string(), kMaxConfigBytes, false}, g->schema, *g->writer, *g->metrics);
+  cp::Reloader reloader({{link.string()}, kMaxConfigBytes, false}, g->schema, *g->writer, *g->metrics);
   auto first = reloader.Reload(cp::Trigger::kStartup);
   if (first.kind != cp::ReloadOutcome::Kind::kPublished && first.kind != cp::ReloadOutcome::Kind::kAdopted) {
     state.SkipWithError(first.error ? first.error->ToString().c_str() : "first reload did not publish");

@@ -23,6 +23,9 @@ namespace confcast::publisher {
 struct SourcePosition {
   int line = 0;    // 1-based, 0 = unknown
   int column = 0;  // 1-based, 0 = unknown
+  // Which source file of a merged document (YamlDocument::sources); 0 for a
+  // document parsed from one file.
+  uint32_t source = 0;
 };
 
 class TextPositions {

@@ -235,13 +235,20 @@ uint64_t DecimalDigits(uint64_t n) {
 class TreeBuilder : public YAML::EventHandler {
  public:
   TreeBuilder(std::string_view text, const TextPositions& positions, const YamlLimits& limits)
-      : text_(text), positions_(positions), limits_(limits) {}
+      : text_(text), positions_(positions), limits_(limits) {
+    snapshot_nodes_ = limits.used_before.snapshot_nodes;
+    snapshot_path_bytes_ = limits.used_before.snapshot_path_bytes;
+    snapshot_text_bytes_ = limits.used_before.snapshot_text_bytes;
+    expanded_nodes_ = limits.used_before.nodes;
+    expanded_bytes_ = limits.used_before.expanded_bytes;
+  }
 
   int documents() const { return documents_; }
   YamlDocument Take() {
     YamlDocument document;
     document.nodes = std::move(nodes_);
     document.root = root_;
+    document.usage = {expanded_nodes_, expanded_bytes_, snapshot_nodes_, snapshot_path_bytes_, snapshot_text_bytes_};
     return document;
   }
 

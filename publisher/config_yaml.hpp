@@ -50,6 +50,16 @@ struct YamlNode {
   std::vector<YamlEntry> entries;   // kMap, in file order, keys unique
 };
 
+// What a document (with the documents parsed before it, when several sources
+// are merged) has used of the limits below, after alias expansion.
+struct YamlUsage {
+  uint64_t nodes = 0;
+  uint64_t expanded_bytes = 0;
+  uint64_t snapshot_nodes = 0;
+  uint64_t snapshot_path_bytes = 0;
+  uint64_t snapshot_text_bytes = 0;
+};
+
 struct YamlLimits {
   int max_depth = 64;                        // nested lists/maps, the top-level map being 1
   uint64_t max_nodes = 1'000'000;            // values after alias expansion
@@ -65,13 +75,23 @@ struct YamlLimits {
   // Reason::kValidate.
   uint64_t max_snapshot_bytes = 0;
   uint64_t max_path_bytes = 0;
+  // Counted as already used: the limits apply to several sources together.
+  YamlUsage used_before;
 };
 
 struct YamlDocument {
   std::vector<YamlNode> nodes;  // a node referenced by several aliases appears once
   YamlNodeId root = 0;          // always a kMap
+  // Empty for a document parsed from one file; for a merged document, the
+  // file each SourcePosition::source indexes.
+  std::vector<std::string> sources;
+  YamlUsage usage;              // the limits used, YamlLimits::used_before included
   const YamlNode& node(YamlNodeId id) const { return nodes[id]; }
   const YamlNode& root_node() const { return nodes[root]; }
+  // The file a position of this document is in; `file` for a one-file document.
+  const std::string& FileOf(SourcePosition position, const std::string& file) const {
+    return position.source < sources.size() ? sources[position.source] : file;
+  }
 };
 
 // Every error is Reason::kParse, with the 1-based position of the offending

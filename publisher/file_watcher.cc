@@ -17,6 +17,7 @@
 #include <tuple>
 #include <utility>
 
+#include "config_sources.hpp"
 #include "log.hpp"
 
 namespace confcast::publisher {
@@ -179,13 +180,14 @@ class PathResolver {
 };
 
 std::string DescribeInterest(const std::string& directory, const std::set<std::string>& content,
-                             bool any_dot_dot, const std::set<std::string>& awaited) {
+                             bool any_dot_dot, bool any_config, const std::set<std::string>& awaited) {
   std::string names;
   auto append = [&names](std::string_view item) {
     if (!names.empty()) names += ", ";
     names += item;
   };
   for (const std::string& name : content) append(name);
+  if (any_config) append("*.yaml, *.yml");
   if (any_dot_dot) append("..*");
   for (const std::string& name : awaited) append("awaiting " + name);
   return directory + " (" + names + ")";
@@ -193,10 +195,15 @@ std::string DescribeInterest(const std::string& directory, const std::set<std::s
 
 }  // namespace
 
-FileWatcher::FileWatcher(std::string config_path) {
-  std::filesystem::path path(std::move(config_path));
-  if (path.is_relative()) path = std::filesystem::absolute(path);
-  config_path_ = path.string();
+FileWatcher::FileWatcher(std::string config_path) : FileWatcher(std::vector<std::string>{std::move(config_path)}) {}
+
+FileWatcher::FileWatcher(std::vector<std::string> config_paths) {
+  for (const std::string& config_path : config_paths) {
+    std::filesystem::path path(config_path);
+    if (path.is_relative()) path = std::filesystem::absolute(path);
+    config_paths_.push_back(path.string());
+  }
+  label_ = SourcesLabel(config_paths_);
   fd_ = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
   if (fd_ < 0) throw std::system_error(errno, std::generic_category(), "inotify_init1");
   Rearm();
@@ -208,16 +215,33 @@ FileWatcher::~FileWatcher() {
 
 int FileWatcher::fd() const { return fd_; }
 
-FileWatcher::WatchPlan FileWatcher::Resolve(const std::string& config_path) {
+FileWatcher::WatchPlan FileWatcher::Resolve(const std::vector<std::string>& config_paths) {
   WatchPlan plan;
-  PathResolver<WatchPlan, DirectoryInterest> resolver(plan);
-  auto located = resolver.ResolveParent(config_path);
-  if (!located) return plan;
-  auto& [directory, name] = *located;
-  DirectoryInterest& home = resolver.At(directory);
-  home.content_names.insert(name);
-  home.any_dot_dot_name = true;
-  resolver.FollowFinalSymlinks(directory, name);
+  using Resolver = PathResolver<WatchPlan, DirectoryInterest>;
+  for (const std::string& config_path : config_paths) {
+    Resolver resolver(plan);  // one per path: each has its own symlink budget
+    auto located = resolver.ResolveParent(config_path);
+    if (!located) continue;
+    auto& [directory, name] = *located;
+    DirectoryInterest& home = resolver.At(directory);
+    home.content_names.insert(name);
+    home.any_dot_dot_name = true;
+    resolver.FollowFinalSymlinks(directory, name);
+    struct stat st {};
+    if (stat(config_path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) continue;
+    // A directory source. Its listing is read here and again after every
+    // event on one of its names, so a file that appears gets its chain watched.
+    std::optional<std::string> resolved = Resolver(plan).ResolveDirectory(config_path);
+    if (!resolved) continue;
+    DirectoryInterest& source = Resolver(plan).At(*resolved);
+    source.any_config_name = true;
+    source.any_dot_dot_name = true;
+    std::error_code error;
+    for (const auto& entry : std::filesystem::directory_iterator(*resolved, error)) {
+      const std::string file = entry.path().filename().string();
+      if (IsConfigFileName(file)) Resolver(plan).FollowFinalSymlinks(*resolved, file);
+    }
+  }
   return plan;
 }
 
@@ -225,6 +249,7 @@ std::vector<std::string> FileWatcher::ContentSignature(const WatchPlan& plan) {
   std::vector<std::string> signature;
   for (const auto& [directory, interest] : plan) {
     for (const std::string& name : interest.content_names) signature.push_back(Join(directory, name));
+    if (interest.any_config_name) signature.push_back(Join(directory, "*.yaml"));
   }
   return signature;
 }
@@ -252,6 +277,7 @@ bool FileWatcher::Arm(const WatchPlan& plan) {
       it->second.content_names.insert(interest.content_names.begin(), interest.content_names.end());
       it->second.awaited_names.insert(interest.awaited_names.begin(), interest.awaited_names.end());
       it->second.any_dot_dot_name = it->second.any_dot_dot_name || interest.any_dot_dot_name;
+      it->second.any_config_name = it->second.any_config_name || interest.any_config_name;
     }
   }
   for (const auto& [wd, interest] : watches_) {
@@ -265,11 +291,11 @@ bool FileWatcher::Rearm() {
   const std::vector<std::string> before = ContentSignature(plan_);
   bool settled = false;
   for (int attempt = 0; attempt < kMaxArmAttempts && !settled; ++attempt) {
-    WatchPlan plan = Resolve(config_path_);
+    WatchPlan plan = Resolve(config_paths_);
     bool complete = Arm(plan);
     // Anything that changed before the watches existed shows up here; anything
     // after them arrives as an event.
-    settled = complete && Resolve(config_path_) == plan;
+    settled = complete && Resolve(config_paths_) == plan;
     plan_ = std::move(plan);
   }
   // Logged once per distinct set of failures, not on every re-arm.
@@ -281,7 +307,7 @@ bool FileWatcher::Rearm() {
       LogEvent(spdlog::level::warn,
                "cannot watch some directories of the config path; changes there are seen only by the "
                "periodic re-hash",
-               {{"config", config_path_}, {"unwatched", failures}});
+               {{"config", label_}, {"unwatched", failures}});
     }
     last_logged_failures_ = std::move(failures_text);
   }
@@ -298,7 +324,8 @@ void FileWatcher::NoteEvent(const ::inotify_event& event, bool& changed, bool& r
   auto it = watches_.find(event.wd);
   if (it == watches_.end()) return;  // a watch already removed (stale or replaced)
   const DirectoryInterest& interest = it->second;
-  const bool holds_content = !interest.content_names.empty() || interest.any_dot_dot_name;
+  const bool holds_content =
+      !interest.content_names.empty() || interest.any_dot_dot_name || interest.any_config_name;
   if (event.mask & kDirectoryGoneMask) {
     rearm = true;
     changed = changed || holds_content;
@@ -317,7 +344,8 @@ void FileWatcher::NoteEvent(const ::inotify_event& event, bool& changed, bool& r
   std::string_view name(event.name, strnlen(event.name, event.len));
   if (interest.awaited_names.contains(std::string(name))) rearm = true;
   if (interest.content_names.contains(std::string(name)) ||
-      (interest.any_dot_dot_name && name.starts_with(".."))) {
+      (interest.any_dot_dot_name && name.starts_with("..")) ||
+      (interest.any_config_name && IsConfigFileName(name))) {
     rearm = true;
     if ((event.mask & IN_CREATE) && !(event.mask & IN_ISDIR) &&
         LooksLikeFileStillBeingWritten(interest.directory, name)) {
@@ -350,7 +378,7 @@ void FileWatcher::DrainQueue(bool& changed, bool& rearm) {
       if (errno != EAGAIN && errno != EWOULDBLOCK) {
         // Cannot happen with a valid fd and this buffer size; be conservative.
         LogEvent(spdlog::level::warn, "reading inotify events failed",
-                 {{"config", config_path_}, {"error", std::strerror(errno)}});
+                 {{"config", label_}, {"error", std::strerror(errno)}});
         changed = rearm = true;
       }
       return;
@@ -368,7 +396,8 @@ std::vector<std::string> FileWatcher::WatchedPaths() const {
   std::vector<std::string> described;
   for (const auto& [wd, interest] : watches_) {
     described.push_back(DescribeInterest(interest.directory, interest.content_names,
-                                         interest.any_dot_dot_name, interest.awaited_names));
+                                         interest.any_dot_dot_name, interest.any_config_name,
+                                         interest.awaited_names));
   }
   for (const auto& [directory, reason] : failures_) {
     described.push_back(directory + " (cannot watch: " + reason + ")");

@@ -1,5 +1,6 @@
 // publisher/file_watcher.hpp - tells the publisher's event loop when what the
-// config path resolves to may have changed.
+// config's sources (files, or directories of YAML files) resolve to may have
+// changed.
 //
 // The watcher only answers "look again": debouncing, hashing and reloading
 // belong to the loop. It watches directories, never the file itself, because
@@ -11,6 +12,10 @@
 //     real file, and the real file's directory (a symlink into another
 //     directory written in place). The chain is re-resolved after every
 //     relevant event, so a retargeted link drops the old directory's watch;
+//   * for a source that is a directory: the directory itself, for every name
+//     a config file can have (*.yaml, *.yml: a file appearing, vanishing or
+//     rewritten) and every "..*" name (the kubelet's swap inside a mounted
+//     ConfigMap or Secret), and each of its files' symlink chains as above;
 //   * while a directory is missing, its nearest existing ancestor, for the
 //     next path component to appear; the watch moves down as components come
 //     back, and HandleEvents reports a change once the file's directory exists.
@@ -45,6 +50,9 @@ class FileWatcher {
   // existing ancestor. A relative path is taken relative to the current
   // directory at construction.
   explicit FileWatcher(std::string config_path);
+  // Several sources, each a file or a directory: one watcher, so changes to
+  // any of them end up in one event stream (and one debounce).
+  explicit FileWatcher(std::vector<std::string> config_paths);
   ~FileWatcher();
   FileWatcher(const FileWatcher&) = delete;
   FileWatcher& operator=(const FileWatcher&) = delete;
@@ -68,12 +76,13 @@ class FileWatcher {
     std::set<std::string> content_names;     // an event on these may change the content
     std::set<std::string> awaited_names;     // a missing path component to wait for
     bool any_dot_dot_name = false;           // the kubelet's "..data" machinery lives here
+    bool any_config_name = false;            // a directory source: its *.yaml and *.yml names
     bool operator==(const DirectoryInterest&) const = default;
   };
   // Keyed by resolved directory path.
   using WatchPlan = std::map<std::string, DirectoryInterest>;
 
-  static WatchPlan Resolve(const std::string& config_path);
+  static WatchPlan Resolve(const std::vector<std::string>& config_paths);
   static std::vector<std::string> ContentSignature(const WatchPlan& plan);
 
   // Re-resolves the path and makes the inotify watches match; returns true
@@ -86,7 +95,8 @@ class FileWatcher {
   void DrainQueue(bool& changed, bool& rearm);
   void NoteEvent(const ::inotify_event& event, bool& changed, bool& rearm);
 
-  std::string config_path_;
+  std::vector<std::string> config_paths_;  // absolute
+  std::string label_;                      // for logs
   int fd_ = -1;
   WatchPlan plan_;
   std::map<int, DirectoryInterest> watches_;      // by inotify watch descriptor

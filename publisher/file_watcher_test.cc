@@ -505,3 +505,47 @@ TEST_F(FileWatcherTest, QueueOverflowRearmsEveryWatch) {
 }
 
 }  // namespace
+
+namespace {
+
+// A directory source: its YAML names are content, other names are not, and a
+// file's own symlink chain (the kubelet's) is followed as for a file source.
+TEST_F(FileWatcherTest, DirectorySourceReportsYamlFilesAppearingChangingAndVanishing) {
+  WriteInPlace(dir_ + "/10-a.yaml", "a: 1\n");
+  FileWatcher watcher(std::vector<std::string>{dir_});
+  EXPECT_EQ(WatchOf(watcher, dir_), dir_ + " (*.yaml, *.yml, ..*)");
+  EXPECT_EQ(WatchOf(watcher, root_), root_ + " (conf, ..*)");
+
+  WriteInPlace(dir_ + "/20-b.yml", "b: 1\n");
+  EXPECT_TRUE(ChangeReported(watcher));
+  WriteInPlace(dir_ + "/10-a.yaml", "a: 2\n");
+  EXPECT_TRUE(ChangeReported(watcher));
+  ASSERT_EQ(unlink((dir_ + "/20-b.yml").c_str()), 0);
+  EXPECT_TRUE(ChangeReported(watcher));
+
+  EventWitness witness(dir_);
+  WriteInPlace(dir_ + "/notes.txt", "x\n");
+  WriteInPlace(dir_ + "/.hidden.yaml", "x\n");
+  ASSERT_TRUE(witness.Saw(".hidden.yaml", IN_CLOSE_WRITE));
+  EXPECT_TRUE(DeliveredButNotReported(watcher));
+}
+
+TEST_F(FileWatcherTest, SeveralSourcesShareOneWatcherAndAnInPlaceWriteBehindAKubeletLinkIsSeen) {
+  // DIR/key.yaml -> ..data/key.yaml, ..data -> ..2026_01_01/
+  const std::string secret = root_ + "/secret";
+  fs::create_directories(secret + "/..2026_01_01");
+  WriteInPlace(secret + "/..2026_01_01/key.yaml", "k: 1\n");
+  MakeSymlink("..2026_01_01", secret + "/..data");
+  MakeSymlink("..data/key.yaml", secret + "/key.yaml");
+  WriteInPlace(config_, "a: 1\n");
+  FileWatcher watcher(std::vector<std::string>{config_, secret});
+  EXPECT_EQ(WatchOf(watcher, dir_), dir_ + " (config.yaml, ..*)");
+  EXPECT_EQ(WatchOf(watcher, secret + "/..2026_01_01"), secret + "/..2026_01_01 (key.yaml)");
+
+  WriteInPlace(secret + "/..2026_01_01/key.yaml", "k: 2\n");
+  EXPECT_TRUE(ChangeReported(watcher));
+  WriteInPlace(config_, "a: 2\n");
+  EXPECT_TRUE(ChangeReported(watcher));
+}
+
+}  // namespace

@@ -1,5 +1,6 @@
-// confcast-publisher: watches one YAML config file and publishes each good
-// version into a shared-memory segment.
+// confcast-publisher: watches a YAML config (one file, or several files and
+// directories merged into one) and publishes each good version into a
+// shared-memory segment.
 //
 // One thread runs everything that touches the segment: an epoll loop over a
 // signalfd (SIGHUP reload, SIGTERM/SIGINT stop), the inotify fd, a debounce
@@ -19,11 +20,13 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
 #include "confcast/defaults.hpp"
 #include "config_file.hpp"
+#include "config_sources.hpp"
 #include "file_watcher.hpp"
 #include "ledger_watch.hpp"
 #include "log.hpp"
@@ -38,7 +41,7 @@ namespace cp = confcast::publisher;
 namespace {
 
 struct Flags {
-  std::string config;
+  std::vector<std::string> config;  // the sources, in merge order
   std::string segment;
   std::string schema;
   int64_t debounce_ms = 200;
@@ -98,16 +101,17 @@ void DrainFd(int fd) {
 }
 
 int RunCheck(const Flags& flags, const cp::Schema& schema) {
-  auto read = cp::ReadConfigFile(flags.config, flags.max_config_bytes);
+  auto read = cp::ReadConfigSources(flags.config, flags.max_config_bytes);
   if (auto* err = std::get_if<cp::ConfigError>(&read)) {
     std::cout << err->ToString() << "\n";
     return 1;
   }
+  const cp::ConfigSources& sources = std::get<cp::ConfigSources>(read);
+  const std::string label = cp::SourcesLabel(flags.config);
   // The limits of a publish into a segment of this --capacity (rounded up to
   // whole words, as the segment does), so --check refuses what a reload would.
   const uint64_t capacity = (flags.capacity + 7) & ~uint64_t{7};
-  auto parsed =
-      cp::ParseAndValidate(std::get<cp::FileBytes>(read).bytes, flags.config, schema, flags.strict, capacity);
+  auto parsed = cp::ParseAndValidateSources(sources.files, schema, flags.strict, capacity);
   if (auto* err = std::get_if<cp::ConfigError>(&parsed)) {
     std::cout << err->ToString() << "\n";
     return 1;
@@ -116,14 +120,14 @@ int RunCheck(const Flags& flags, const cp::Schema& schema) {
   if (auto* err = std::get_if<confcast::snapshot::BuildError>(&built)) {
     std::string message = err->message;
     if (err->too_large && !err->path.empty()) message += ", path " + err->path;
-    std::cout << cp::ConfigError{err->too_large ? cp::Reason::kTooLarge : cp::Reason::kValidate, flags.config, 0, 0,
+    std::cout << cp::ConfigError{err->too_large ? cp::Reason::kTooLarge : cp::Reason::kValidate, label, 0, 0,
                                  err->too_large ? "" : err->path, message}
                      .ToString()
               << "\n";
     return 1;
   }
   for (const std::string& w : std::get<cp::ValidatedConfig>(parsed).warnings) std::cout << "warning: " << w << "\n";
-  std::cout << flags.config << ": valid (sha256 " << std::get<cp::FileBytes>(read).sha256_hex << ")\n";
+  std::cout << label << ": valid (sha256 " << sources.sha256_hex << ")\n";
   return 0;
 }
 
@@ -186,7 +190,7 @@ int Run(const Flags& flags) {
   metrics->SetVersion(segment->version());  // an adopted segment's version, even if the first reload fails
 
   cp::LogEvent(spdlog::level::info, "confcast-publisher starting",
-               {{"config", flags.config},
+               {{"config", cp::SourcesLabel(flags.config)},
                 {"segment", segment->location()},
                 {"adopted", segment->adopted()},
                 {"version", segment->version()},
@@ -196,6 +200,11 @@ int Run(const Flags& flags) {
                 {"metrics", flags.metrics_address == "none" ? std::string("none")
                                                              : flags.metrics_address + " (port " +
                                                                    std::to_string(metrics->port()) + ")"}});
+
+  cp::LogEvent(spdlog::level::info,
+               std::string(flags.no_watch ? "reading " : "watching ") + std::to_string(flags.config.size()) +
+                   (flags.config.size() == 1 ? " source: " : " sources: ") + cp::DescribeSources(flags.config),
+               {{"sources", flags.config}});
 
   // Watch before the first read, so that a change landing during it is not
   // missed until the next poll.
@@ -336,12 +345,17 @@ int main(int argc, char** argv) {
   sigprocmask(SIG_BLOCK, &loop_signals, nullptr);
 
   Flags flags;
-  flags.config = EnvOr("CONFIG_FILE", confcast::kDefaultConfigPath);
+  // $CONFIG_FILE may list several sources, as PATH lists directories.
+  flags.config = cp::SplitConfigPaths(EnvOr("CONFIG_FILE", confcast::kDefaultConfigPath));
+  if (flags.config.empty()) flags.config = {confcast::kDefaultConfigPath};
   flags.segment = confcast::ResolveSegmentName({});
   flags.no_watch = EnvIsFalse("HOT_RELOAD_ENABLED");
 
   CLI::App app{"confcast-publisher: watch a YAML config and broadcast each good version through shared memory"};
-  app.add_option("--config", flags.config, "the YAML file to watch ($CONFIG_FILE)")->capture_default_str();
+  app.add_option("--config", flags.config,
+                 "a YAML file or a directory of them to watch; repeat to merge several, later ones overriding "
+                 "($CONFIG_FILE, ':'-separated)")
+      ->capture_default_str();
   app.add_option("--segment", flags.segment,
                  "segment: a name (POSIX shm, /dev/shm/NAME) or an absolute path in a tmpfs ($CONFCAST_SEGMENT)")
       ->capture_default_str();
@@ -362,7 +376,8 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", flags.log_level, "trace, debug, info, warning, error, critical")->capture_default_str();
   app.add_option("--log-format", flags.log_format, "text or json")
       ->capture_default_str()->check(CLI::IsMember({"text", "json"}));
-  app.add_flag("--check", flags.check, "validate the file, print what is wrong, exit 0 if valid else 1");
+  app.add_flag("--check", flags.check,
+               "validate the config (every source), print what is wrong, exit 0 if valid else 1");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

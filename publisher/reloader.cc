@@ -7,6 +7,7 @@
 #include <map>
 
 #include "config_file.hpp"
+#include "config_sources.hpp"
 #include "log.hpp"
 #include "snapshot_builder.hpp"
 
@@ -54,20 +55,21 @@ ReloadOutcome Reloader::Reload(Trigger trigger) {
   try {
     return ReloadOrThrow(trigger, started);
   } catch (const std::exception& e) {
-    return Reject(ConfigError{Reason::kParse, options_.config_path, 0, 0, "",
+    return Reject(ConfigError{Reason::kParse, SourcesLabel(options_.config_paths), 0, 0, "",
                               std::string("internal error while loading the config: ") + e.what()},
                   Sha256(std::string("internal\n") + e.what()), started);
   }
 }
 
 ReloadOutcome Reloader::ReloadOrThrow(Trigger trigger, double started) {
-  auto read = ReadConfigFile(options_.config_path, options_.max_config_bytes);
+  auto read = ReadConfigSources(options_.config_paths, options_.max_config_bytes);
   if (auto* err = std::get_if<ConfigError>(&read)) {
     // No content to hash: an unreadable file is "the same bad content" as long
     // as it fails the same way.
     return Reject(*err, Sha256(std::string(ReasonName(err->reason)) + "\n" + err->ToString()), started);
   }
-  const FileBytes& file = std::get<FileBytes>(read);
+  const ConfigSources& file = std::get<ConfigSources>(read);
+  LogFileSet(file);
   if (published_sha256_ && *published_sha256_ == file.sha256) {
     rejected_key_.reset();  // back to the good content: a later bad one counts again
     spdlog::debug("{}: unchanged (sha256 {})", TriggerName(trigger), file.sha256_hex.substr(0, 12));
@@ -80,7 +82,7 @@ ReloadOutcome Reloader::ReloadOrThrow(Trigger trigger, double started) {
   // The capacity bounds the work, not only the result: parsing, validation
   // and layout each stop at the first node that cannot fit, so no file keeps
   // this (the event loop's) thread busy for long, heartbeat included.
-  auto parsed = ParseAndValidate(file.bytes, options_.config_path, schema_, options_.strict, segment_.capacity());
+  auto parsed = ParseAndValidateSources(file.files, schema_, options_.strict, segment_.capacity());
   if (auto* err = std::get_if<ConfigError>(&parsed)) return Reject(*err, file.sha256, started);
   ValidatedConfig& valid = std::get<ValidatedConfig>(parsed);
 
@@ -91,7 +93,8 @@ ReloadOutcome Reloader::ReloadOrThrow(Trigger trigger, double started) {
     const bool too_large = err->too_large;
     std::string message = err->message;
     if (too_large && !err->path.empty()) message += ", path " + err->path;
-    return Reject(ConfigError{too_large ? Reason::kTooLarge : Reason::kValidate, options_.config_path, 0, 0,
+    return Reject(ConfigError{too_large ? Reason::kTooLarge : Reason::kValidate,
+                              SourcesLabel(options_.config_paths), 0, 0,
                               too_large ? "" : err->path, message},
                   file.sha256, started);
   }
@@ -99,11 +102,11 @@ ReloadOutcome Reloader::ReloadOrThrow(Trigger trigger, double started) {
   // A file with thousands of unknown keys must not flood the log on every reload.
   constexpr size_t kMaxWarnings = 20;
   for (size_t i = 0; i < valid.warnings.size() && i < kMaxWarnings; ++i) {
-    LogEvent(spdlog::level::warn, valid.warnings[i], {{"file", options_.config_path}});
+    LogEvent(spdlog::level::warn, valid.warnings[i], {{"file", SourcesLabel(options_.config_paths)}});
   }
   if (valid.warnings.size() > kMaxWarnings) {
     LogEvent(spdlog::level::warn, std::to_string(valid.warnings.size() - kMaxWarnings) + " more warnings not shown",
-             {{"file", options_.config_path}});
+             {{"file", SourcesLabel(options_.config_paths)}});
   }
 
   rejected_key_.reset();
@@ -131,6 +134,20 @@ ReloadOutcome Reloader::ReloadOrThrow(Trigger trigger, double started) {
   LogChanges(version, file.sha256_hex, trigger, valid.config);
   published_config_ = std::move(valid.config);
   return {ReloadOutcome::Kind::kPublished, version, std::nullopt};
+}
+
+void Reloader::LogFileSet(const ConfigSources& sources) {
+  std::vector<std::string> names;
+  for (const SourceFile& file : sources.files) names.push_back(file.name);
+  if (names == files_) return;
+  // Which files make up the config, whenever that set changes (a key added to
+  // or removed from a mounted ConfigMap): the merge depends on it.
+  LogEvent(spdlog::level::info,
+           std::to_string(names.size()) + (names.size() == 1 ? " config file" : " config files") + " from " +
+               std::to_string(options_.config_paths.size()) +
+               (options_.config_paths.size() == 1 ? " source" : " sources"),
+           {{"files", names}});
+  files_ = std::move(names);
 }
 
 ReloadOutcome Reloader::Reject(const ConfigError& error, const std::array<unsigned char, 32>& content_key,

@@ -1,5 +1,6 @@
-// reloader.hpp - one reload: read the file, skip it if nothing changed,
-// parse and validate it, publish it, or reject it and keep the last good one.
+// reloader.hpp - one reload: read the config's sources, skip them if nothing
+// changed, parse, merge and validate them, publish the result, or reject it
+// and keep the last good one.
 //
 // Everything that decides whether a version is published lives here; the
 // event loop (main.cc) only decides when to call Reload(). Counting follows
@@ -14,10 +15,12 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "config_error.hpp"
+#include "config_sources.hpp"
 #include "metrics.hpp"
 #include "schema.hpp"
 #include "segment_writer.hpp"
@@ -43,7 +46,7 @@ struct ReloadOutcome {
 class Reloader {
  public:
   struct Options {
-    std::string config_path;
+    std::vector<std::string> config_paths;  // the sources, in merge order (config_sources.hpp)
     uint64_t max_config_bytes = 1 << 20;
     bool strict = false;
   };
@@ -57,6 +60,7 @@ class Reloader {
   ReloadOutcome ReloadOrThrow(Trigger trigger, double started);
   ReloadOutcome Reject(const ConfigError& error, const std::array<unsigned char, 32>& content_key,
                        double started_seconds);
+  void LogFileSet(const ConfigSources& sources);
   void LogChanges(uint64_t version, const std::string& sha256_hex, Trigger trigger, const nlohmann::json& next);
 
   Options options_;
@@ -66,6 +70,7 @@ class Reloader {
   std::optional<std::array<unsigned char, 32>> published_sha256_;  // of the live version, if we know it
   std::optional<std::array<unsigned char, 32>> rejected_key_;      // what was last rejected
   nlohmann::json published_config_;                               // for the change log
+  std::vector<std::string> files_;                                 // the files last read, for the log
 };
 
 }  // namespace confcast::publisher

@@ -167,7 +167,8 @@ std::string Expectation(const SchemaNode& schema) {
 }
 
 void Validator::Fail(SourcePosition where, const std::string& path, std::string message) const {
-  throw ValidationFailure{ConfigError{Reason::kValidate, file_, where.line, where.column, path, std::move(message)}};
+  throw ValidationFailure{ConfigError{Reason::kValidate, document_.FileOf(where, file_), where.line, where.column, path,
+                                      std::move(message)}};
 }
 
 void Validator::Charge(uint64_t nodes, uint64_t path_bytes, uint64_t text_bytes, SourcePosition where,
@@ -182,7 +183,7 @@ void Validator::Charge(uint64_t nodes, uint64_t path_bytes, uint64_t text_bytes,
   if (snapshot::MinimumSnapshotBytes(nodes_, path_bytes_, text_bytes_) <= capacity_) return;
   // No position of its own, like every too-large rejection (see config_yaml.hpp).
   throw ValidationFailure{ConfigError{
-      Reason::kTooLarge, file_, 0, 0, "",
+      Reason::kTooLarge, document_.FileOf(where, file_), 0, 0, "",
       snapshot::NeedsMoreThan(capacity_) + ": it would exceed it at line " + std::to_string(where.line) +
           ", column " + std::to_string(where.column) + ", path " + snapshot::ClipPath(path) + " (" +
           std::to_string(nodes_) + " values, " + std::to_string(text_bytes_) + " bytes of keys and strings and " +
@@ -274,8 +275,9 @@ void Validator::UnknownKey(const SchemaNode& schema, const YamlEntry& entry, con
     Fail(entry.key_position, path, "unknown key (not in the schema; " + strict_reason_ + ")" + suggestion);
   }
   if (warnings_ != nullptr) {
-    warnings_->push_back(ConfigError{Reason::kValidate, file_, entry.key_position.line, entry.key_position.column,
-                                     path, "unknown key (not in the schema), kept and published as-is" + suggestion}
+    warnings_->push_back(ConfigError{Reason::kValidate, document_.FileOf(entry.key_position, file_),
+                                     entry.key_position.line, entry.key_position.column, path,
+                                     "unknown key (not in the schema), kept and published as-is" + suggestion}
                              .ToString());
   }
 }
@@ -444,7 +446,11 @@ struct PathOrigin {
   bool from_file;  // false: added by the schema as a default
 };
 
-bool Before(SourcePosition a, SourcePosition b) { return a.line != b.line ? a.line < b.line : a.column < b.column; }
+// In merge order: a later source comes after every position of an earlier one.
+bool Before(SourcePosition a, SourcePosition b) {
+  if (a.source != b.source) return a.source < b.source;
+  return a.line != b.line ? a.line < b.line : a.column < b.column;
+}
 
 std::string Where(SourcePosition position) {
   return "line " + std::to_string(position.line) + ", column " + std::to_string(position.column);
@@ -496,12 +502,16 @@ class PathTable {
     if (path.empty()) {
       message += "an empty top-level key has the same path as the whole document; rename the key";
     } else if (first.from_file) {
-      message += "this node and the node at " + Where(first.position) +
+      // Across sources, the other node's file too.
+      const bool elsewhere = first.position.source != second.position.source;
+      message += "this node and the node at " + (elsewhere ? document_.FileOf(first.position, file_) + " " : "") +
+                 Where(first.position) +
                  " have the same dotted path; rename one of the keys";
     } else {
       message += "this key names the same path as a default the schema adds; rename the key";
     }
-    return ConfigError{Reason::kValidate, file_, second.position.line, second.position.column, path, message};
+    return ConfigError{Reason::kValidate, document_.FileOf(second.position, file_), second.position.line,
+                       second.position.column, path, message};
   }
 
   const YamlDocument& document_;
@@ -535,7 +545,13 @@ std::variant<ValidatedConfig, ConfigError> ParseAndValidate(std::string_view byt
   limits.max_path_bytes = snapshot::kMaxPathBytes;
   auto parsed = ParseYamlDocument(bytes, file, limits);
   if (auto* error = std::get_if<ConfigError>(&parsed)) return std::move(*error);
-  const YamlDocument& document = std::get<YamlDocument>(parsed);
+  return schema_detail::ValidateDocument(std::get<YamlDocument>(parsed), file, schema, strict, capacity);
+}
+
+std::variant<ValidatedConfig, ConfigError> schema_detail::ValidateDocument(const YamlDocument& document,
+                                                                           const std::string& file,
+                                                                           const Schema& schema, bool strict,
+                                                                           uint64_t capacity) {
   ValidatedConfig result;
   try {
     schema_detail::Validator validator(document, file, strict, &result.warnings);

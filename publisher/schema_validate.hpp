@@ -10,10 +10,12 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "config_error.hpp"
 #include "config_yaml.hpp"
+#include "schema.hpp"
 #include "schema_node.hpp"
 
 namespace confcast::publisher::schema_detail {
@@ -73,6 +75,12 @@ std::string Expectation(const SchemaNode& schema);
 // Two different nodes of `config` whose dotted paths are equal (a key "a.b"
 // beside a: {b: ..}) would make path lookups ambiguous: the error names both
 // positions. `document` supplies positions; nodes added from defaults have none.
+// Validates a parsed (or merged) document against the schema and checks its
+// dotted paths: the second half of ParseAndValidate. `file` names positions
+// of a one-file document (see YamlDocument::FileOf).
+std::variant<ValidatedConfig, ConfigError> ValidateDocument(const YamlDocument& document, const std::string& file,
+                                                            const Schema& schema, bool strict, uint64_t capacity);
+
 std::optional<ConfigError> FindAmbiguousPath(const nlohmann::json& config, const YamlDocument& document,
                                              const std::string& file);
 

@@ -215,12 +215,14 @@ std::vector<Row> Catalog() {
   add(Row{"a file the publisher may not read",
           [](const std::string& path, const TempDir&) { WriteViaRename(path, GoodConfig(999), 0000); }, kIo, "", "",
           "cannot open the file: Permission denied"});
-  add(Row{"a directory where the file should be",
+  // A directory is a source of its own (its *.yaml files); an empty one
+  // leaves the config with no file at all.
+  add(Row{"an empty directory where the file should be",
           [](const std::string& path, const TempDir&) {
             unlink(path.c_str());  // a directory cannot be renamed over a file: two steps
             mkdir(path.c_str(), 0755);
           },
-          kIo, "", "", "is a directory, not a regular file", 2});
+          kIo, "", "", "no config file: a directory source holds no regular file named *.yaml or *.yml", 2});
   add(Row{"a dangling symlink",
           [](const std::string& path, const TempDir& dir) {
             ReplaceWith(path, [&](const std::string& tmp) { symlink((dir / "no-such-target.yaml").c_str(), tmp.c_str()); });

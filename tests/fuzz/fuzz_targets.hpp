@@ -36,6 +36,9 @@
 #include "confcast/snapshot_format.hpp"
 #include "confcast/subscriber.hpp"
 #include "config_error.hpp"
+#include "config_merge.hpp"
+#include "config_sources.hpp"
+#include "config_yaml.hpp"
 #include "schema.hpp"
 #include "segment_writer.hpp"
 #include "snapshot_builder.hpp"
@@ -344,11 +347,73 @@ class ScratchFile {
   std::string path_;
 };
 
+// A parsed node as plain JSON, aliases expanded; scalars as their kind and
+// text, so that two trees compare exactly (NaN included).
+inline nlohmann::json YamlToJson(const publisher::YamlDocument& document, publisher::YamlNodeId id) {
+  const publisher::YamlNode& node = document.node(id);
+  if (node.kind == publisher::YamlKind::kMap) {
+    nlohmann::json out = nlohmann::json::object();
+    for (const publisher::YamlEntry& entry : node.entries) out[entry.key] = YamlToJson(document, entry.value);
+    return out;
+  }
+  if (node.kind == publisher::YamlKind::kList) {
+    nlohmann::json out = nlohmann::json::array();
+    for (publisher::YamlNodeId item : node.items) out.push_back(YamlToJson(document, item));
+    return out;
+  }
+  return std::to_string(static_cast<int>(node.kind)) + ":" + node.text;
+}
+
+// The merge as the documentation states it: maps merge key by key, a later
+// value replaces anything else.
+inline nlohmann::json ModelMerge(const nlohmann::json& earlier, const nlohmann::json& later) {
+  if (!earlier.is_object() || !later.is_object()) return later;
+  nlohmann::json out = earlier;
+  for (const auto& [key, value] : later.items()) {
+    out[key] = out.contains(key) ? ModelMerge(out[key], value) : value;
+  }
+  return out;
+}
+
+// The bytes split in two sources at the first line break past the middle:
+// both parsed, merged, compared with the model; then both validated together,
+// an error naming one of the two files.
+inline void FuzzMerge(std::string_view text, const publisher::Schema& schema) {
+  const size_t cut = text.find('\n', text.size() / 2);
+  if (cut == std::string_view::npos) return;
+  const std::string first(text.substr(0, cut + 1)), second(text.substr(cut + 1));
+  publisher::YamlLimits limits;
+  limits.max_snapshot_bytes = 1 << 16;  // keeps the expanded model small
+  auto a = publisher::ParseYamlDocument(first, "a.yaml", limits);
+  auto b = publisher::ParseYamlDocument(second, "b.yaml", limits);
+  if (std::holds_alternative<publisher::YamlDocument>(a) && std::holds_alternative<publisher::YamlDocument>(b)) {
+    const publisher::YamlDocument& da = std::get<publisher::YamlDocument>(a);
+    const publisher::YamlDocument& db = std::get<publisher::YamlDocument>(b);
+    const nlohmann::json expected = ModelMerge(YamlToJson(da, da.root), YamlToJson(db, db.root));
+    std::vector<publisher::YamlDocument> documents;
+    documents.push_back(da);
+    documents.push_back(db);
+    const publisher::YamlDocument merged = publisher::MergeYamlDocuments(std::move(documents), {"a.yaml", "b.yaml"});
+    CONFCAST_FUZZ_CHECK(YamlToJson(merged, merged.root) == expected, "merge: the merged tree differs from the model");
+    for (const publisher::YamlNode& node : merged.nodes) {
+      CONFCAST_FUZZ_CHECK(node.position.source < 2, "merge: a node names no source file");
+    }
+  }
+  auto result = publisher::ParseAndValidateSources({{"a.yaml", first}, {"b.yaml", second}}, schema, false, 1 << 20);
+  if (auto* error = std::get_if<publisher::ConfigError>(&result)) {
+    CheckError(*error, error->file == "a.yaml" ? std::string_view(first) : std::string_view(second), "merge");
+    CONFCAST_FUZZ_CHECK(error->file == "a.yaml" || error->file == "b.yaml", "merge: the error names no source");
+  } else {
+    CheckBuilt(std::get<publisher::ValidatedConfig>(result).config, "merge");
+  }
+}
+
 }  // namespace detail
 
 // 1. Config bytes -> ParseAndValidate (built-in schema, lenient; a schema
 //    file's schema, strict) -> BuildSnapshot -> every path looked up ->
-//    published into a real segment and read back.
+//    published into a real segment and read back. Then the same bytes as two
+//    sources (split at a line break past the middle) merged and validated.
 inline int FuzzConfig(const uint8_t* data, size_t size) {
   static const publisher::Schema builtin = publisher::Schema::HolmesGpt();
   static const publisher::Schema rich = [] {
@@ -384,6 +449,7 @@ inline int FuzzConfig(const uint8_t* data, size_t size) {
     }
     detail::CheckBuilt(valid.config, v.name);
   }
+  detail::FuzzMerge(text, builtin);
   return 0;
 }
 

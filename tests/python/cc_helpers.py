@@ -56,8 +56,53 @@ log_level: {log_level}
 """
 
 
-class KubeletConfigMap:
-    """A ConfigMap volume as the kubelet writes it, updated the way the kubelet updates it.
+class KubeletVolume:
+    """A ConfigMap or Secret volume with several keys, as the kubelet writes and updates it:
+    one file per key, all of them swapped together by one rename of ``..data``.
+
+        DIR/KEY   -> ..data/KEY         (one symlink per key)
+        DIR/..data -> ..TIMESTAMP       (a directory holding every key's file)
+
+    ``update`` writes every key of the new version into a new timestamped directory, adds
+    the symlinks of new keys, swaps ``..data``, then removes the symlinks of keys that are
+    gone and the old directory, in the kubelet's order.
+    """
+
+    def __init__(self, directory: Path, files: dict[str, str]) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._counter = 0
+        self.files = dict(files)
+        self._current = self._write_version_dir(files)
+        os.symlink(self._current, self.directory / "..data")
+        for key in files:
+            os.symlink(f"..data/{key}", self.directory / key)
+
+    def _write_version_dir(self, files: dict[str, str]) -> str:
+        self._counter += 1
+        name = time.strftime("..%Y_%m_%d_%H_%M_%S.") + f"{time.time_ns() % 10**9:09d}{self._counter:04d}"
+        version_dir = self.directory / name
+        version_dir.mkdir()
+        for key, text in files.items():
+            (version_dir / key).write_text(text)
+        return name
+
+    def update(self, files: dict[str, str]) -> None:
+        new = self._write_version_dir(files)
+        for key in files.keys() - self.files.keys():
+            os.symlink(f"..data/{key}", self.directory / key)
+        tmp_link = self.directory / "..data_tmp"
+        os.symlink(new, tmp_link)
+        os.rename(tmp_link, self.directory / "..data")
+        for key in self.files.keys() - files.keys():
+            os.unlink(self.directory / key)
+        shutil.rmtree(self.directory / self._current)
+        self._current = new
+        self.files = dict(files)
+
+
+class KubeletConfigMap(KubeletVolume):
+    """A ConfigMap volume with one key, as the kubelet writes it, updated the way the kubelet updates it.
 
         DIR/config.yaml -> ..data/config.yaml
         DIR/..data      -> ..2024_01_01_00_00_00.123456789   (a directory)
@@ -68,30 +113,12 @@ class KubeletConfigMap:
     """
 
     def __init__(self, directory: Path, text: str, file_name: str = "config.yaml") -> None:
-        self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
+        super().__init__(directory, {file_name: text})
         self.file_name = file_name
         self.path = self.directory / file_name
-        self._counter = 0
-        self._current = self._write_version_dir(text)
-        os.symlink(self._current, self.directory / "..data")
-        os.symlink(f"..data/{file_name}", self.path)
 
-    def _write_version_dir(self, text: str) -> str:
-        self._counter += 1
-        name = time.strftime("..%Y_%m_%d_%H_%M_%S.") + f"{time.time_ns() % 10**9:09d}{self._counter:04d}"
-        version_dir = self.directory / name
-        version_dir.mkdir()
-        (version_dir / self.file_name).write_text(text)
-        return name
-
-    def update(self, text: str) -> None:
-        new = self._write_version_dir(text)
-        tmp_link = self.directory / "..data_tmp"
-        os.symlink(new, tmp_link)
-        os.rename(tmp_link, self.directory / "..data")
-        shutil.rmtree(self.directory / self._current)
-        self._current = new
+    def update(self, text: str) -> None:  # type: ignore[override]
+        super().update({self.file_name: text})
 
     def read_bytes(self) -> bytes:
         return self.path.read_bytes()
