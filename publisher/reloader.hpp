@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -57,7 +58,8 @@ class Reloader {
   ReloadOutcome ReloadOrThrow(Trigger trigger, double started);
   ReloadOutcome Reject(const ConfigError& error, const std::array<unsigned char, 32>& content_key,
                        double started_seconds);
-  void LogChanges(uint64_t version, const std::string& sha256_hex, Trigger trigger, const nlohmann::json& next);
+  void LogChanges(uint64_t version, const std::string& sha256_hex, Trigger trigger, const nlohmann::json& next,
+                  const std::vector<std::string>& next_secret_paths);
 
   Options options_;
   Schema schema_;
@@ -66,6 +68,7 @@ class Reloader {
   std::optional<std::array<unsigned char, 32>> published_sha256_;  // of the live version, if we know it
   std::optional<std::array<unsigned char, 32>> rejected_key_;      // what was last rejected
   nlohmann::json published_config_;                               // for the change log
+  std::vector<std::string> published_secret_paths_;                // of published_config_ (SecretPaths)
 };
 
 }  // namespace confcast::publisher
