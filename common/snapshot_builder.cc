@@ -13,7 +13,7 @@ struct PendingEntry {
   Type type;
   uint64_t value = 0;  // final for scalars; strings get their pool offset later
   std::string string_value;
-  uint32_t json_off = 0, json_len = 0, child_count = 0;
+  uint32_t json_off = 0, json_len = 0, child_count = 0;  // child_count carries kSecretBit
 };
 
 // Bytes a string takes in the pool: itself, at least one NUL, to the next word.
@@ -32,9 +32,11 @@ struct Stop {
 
 class Builder {
  public:
-  explicit Builder(uint64_t capacity) : capacity_(capacity) {}
+  Builder(uint64_t capacity, const std::vector<std::string>& secret_paths)
+      : capacity_(capacity), secret_paths_(secret_paths.begin(), secret_paths.end()) {}
 
-  void Walk(const nlohmann::json& node, const std::string& path) {
+  void Walk(const nlohmann::json& node, const std::string& path, bool under_secret) {
+    const bool secret = under_secret || (!secret_paths_.empty() && secret_paths_.count(path) != 0);
     // Checked before the path is stored: a path is at most kMaxPathBytes and
     // the pool at most the capacity, so the copies kept here stay bounded.
     if (path.size() > kMaxPathBytes) {
@@ -61,7 +63,7 @@ class Builder {
           first = false;
           json_ += nlohmann::json(it.key()).dump();
           json_ += ':';
-          Walk(it.value(), path.empty() ? it.key() : path + "." + it.key());
+          Walk(it.value(), path.empty() ? it.key() : path + "." + it.key(), secret);
         }
         json_ += '}';
         break;
@@ -72,7 +74,7 @@ class Builder {
         json_ += '[';
         for (size_t i = 0; i < node.size(); ++i) {
           if (i) json_ += ',';
-          Walk(node[i], path.empty() ? std::to_string(i) : path + "." + std::to_string(i));
+          Walk(node[i], path.empty() ? std::to_string(i) : path + "." + std::to_string(i), secret);
         }
         json_ += ']';
         break;
@@ -117,6 +119,7 @@ class Builder {
         json_ += "null";
         break;
     }
+    if (secret) e.child_count |= kSecretBit;
     e.json_off = static_cast<uint32_t>(json_start);
     e.json_len = static_cast<uint32_t>(json_.size() - json_start);
     entries_[index] = std::move(e);
@@ -205,6 +208,7 @@ class Builder {
   }
 
   uint64_t capacity_;
+  std::unordered_set<std::string> secret_paths_;
   uint64_t pool_bytes_ = 0;  // of every entry begun so far, its string value included
   uint64_t path_bytes_ = 0;
   std::vector<PendingEntry> entries_;
@@ -242,11 +246,12 @@ std::string ClipPath(std::string_view path) {
          std::string(path.substr(tail));
 }
 
-std::variant<BuiltSnapshot, BuildError> BuildSnapshotWithin(const nlohmann::json& config, uint64_t capacity) {
+std::variant<BuiltSnapshot, BuildError> BuildSnapshotWithin(const nlohmann::json& config, uint64_t capacity,
+                                                            const std::vector<std::string>& secret_paths) {
   if (!config.is_object()) return BuildError{false, "", "the config must be a map"};
-  Builder b(capacity);
+  Builder b(capacity, secret_paths);
   try {
-    b.Walk(config, "");
+    b.Walk(config, "", false);
   } catch (const Stop& stop) {
     return stop.error;
   } catch (const nlohmann::json::exception& e) {
@@ -260,8 +265,9 @@ std::variant<BuiltSnapshot, BuildError> BuildSnapshotWithin(const nlohmann::json
   return b.Finish();
 }
 
-std::variant<BuiltSnapshot, std::string> BuildSnapshot(const nlohmann::json& config) {
-  auto built = BuildSnapshotWithin(config, layout::kMaxSlotCapacity);
+std::variant<BuiltSnapshot, std::string> BuildSnapshot(const nlohmann::json& config,
+                                                       const std::vector<std::string>& secret_paths) {
+  auto built = BuildSnapshotWithin(config, layout::kMaxSlotCapacity, secret_paths);
   if (auto* error = std::get_if<BuildError>(&built)) {
     return error->path.empty() ? error->message : error->path + ": " + error->message;
   }

@@ -41,12 +41,15 @@ struct BuildError {
 // nodes have the same dotted path (e.g. key "a.b" next to a: {b: ...}), a
 // path is longer than kMaxPathBytes, a string is not valid UTF-8, or the
 // snapshot would be larger than `capacity` (too_large, noticed while walking).
-// Never throws for any input.
-std::variant<BuiltSnapshot, BuildError> BuildSnapshotWithin(const nlohmann::json& config, uint64_t capacity);
+// Never throws for any input. Each node at one of `secret_paths` (dotted),
+// and every node below it, is marked secret (kSecretBit).
+std::variant<BuiltSnapshot, BuildError> BuildSnapshotWithin(const nlohmann::json& config, uint64_t capacity,
+                                                            const std::vector<std::string>& secret_paths = {});
 
 // The same within layout::kMaxSlotCapacity (the largest any segment holds);
 // the message names the path. For callers that check a capacity afterwards.
-std::variant<BuiltSnapshot, std::string> BuildSnapshot(const nlohmann::json& config);
+std::variant<BuiltSnapshot, std::string> BuildSnapshot(const nlohmann::json& config,
+                                                       const std::vector<std::string>& secret_paths = {});
 
 // ---- shared with the publisher's parse and validation ------------------------
 //

@@ -35,6 +35,17 @@ void Flatten(const nlohmann::json& node, const std::string& path, std::map<std::
 
 std::string Clip(const std::string& s) { return s.size() <= 120 ? s : s.substr(0, 117) + "..."; }
 
+// Whether `path` is one of `roots` or lies below one ("a.b" is below "a").
+bool IsAtOrBelow(const std::string& path, const std::vector<std::string>& roots) {
+  for (const std::string& root : roots) {
+    if (path.size() >= root.size() && path.compare(0, root.size(), root) == 0 &&
+        (path.size() == root.size() || root.empty() || path[root.size()] == '.')) {
+      return true;
+    }
+  }
+  return false;
+}
+
 }  // namespace
 
 const char* TriggerName(Trigger trigger) {
@@ -86,7 +97,8 @@ ReloadOutcome Reloader::ReloadOrThrow(Trigger trigger, double started) {
   if (auto* err = std::get_if<ConfigError>(&parsed)) return Reject(*err, file.sha256, started);
   ValidatedConfig& valid = std::get<ValidatedConfig>(parsed);
 
-  auto built = snapshot::BuildSnapshotWithin(valid.config, segment_.capacity());
+  std::vector<std::string> secret_paths = SecretPaths(schema_, valid.config);
+  auto built = snapshot::BuildSnapshotWithin(valid.config, segment_.capacity(), secret_paths);
   if (auto* err = std::get_if<snapshot::BuildError>(&built)) {
     // A node past the capacity is named in the message, as the earlier
     // stages do; other layout errors carry their path as usual.
@@ -113,6 +125,7 @@ ReloadOutcome Reloader::ReloadOrThrow(Trigger trigger, double started) {
   if (trigger == Trigger::kStartup && segment_.ActiveEquals(snap.words.data(), snap.words.size(), file.sha256)) {
     published_sha256_ = file.sha256;
     published_config_ = std::move(valid.config);
+    published_secret_paths_ = std::move(secret_paths);
     const uint64_t version = segment_.version();
     metrics_.SetVersion(version);
     LogEvent(spdlog::level::info, "segment already holds this config; continuing",
@@ -131,8 +144,9 @@ ReloadOutcome Reloader::ReloadOrThrow(Trigger trigger, double started) {
   const double duration = MonotonicSeconds() - started;
   metrics_.OnPublish(version, static_cast<double>(now_ns) * 1e-9, duration);
   published_sha256_ = file.sha256;
-  LogChanges(version, file.sha256_hex, trigger, valid.config);
+  LogChanges(version, file.sha256_hex, trigger, valid.config, secret_paths);
   published_config_ = std::move(valid.config);
+  published_secret_paths_ = std::move(secret_paths);
   return {ReloadOutcome::Kind::kPublished, version, std::nullopt};
 }
 
@@ -180,22 +194,32 @@ ReloadOutcome Reloader::Reject(const ConfigError& error, const std::array<unsign
 }
 
 void Reloader::LogChanges(uint64_t version, const std::string& sha256_hex, Trigger trigger,
-                          const nlohmann::json& next) {
+                          const nlohmann::json& next, const std::vector<std::string>& next_secret_paths) {
   std::map<std::string, std::string> before, after;
   if (!published_config_.is_null()) Flatten(published_config_, "", &before);
   Flatten(next, "", &after);
+  // A path secret in either version is shown without its values, in both.
+  const auto secret = [&](const std::string& path) {
+    return IsAtOrBelow(path, next_secret_paths) || IsAtOrBelow(path, published_secret_paths_);
+  };
+  const auto shown = [&](const std::string& path, const std::string& value) {
+    return secret(path) ? std::string(kRedacted) : Clip(value);
+  };
   nlohmann::json changes = nlohmann::json::array();
   auto b = before.begin();
   auto a = after.begin();
   while (b != before.end() || a != after.end()) {
     if (a == after.end() || (b != before.end() && b->first < a->first)) {
-      changes.push_back(b->first + ": " + Clip(b->second) + " -> (removed)");
+      changes.push_back(b->first + ": " + shown(b->first, b->second) + " -> (removed)");
       ++b;
     } else if (b == before.end() || a->first < b->first) {
-      if (!published_config_.is_null()) changes.push_back(a->first + ": (absent) -> " + Clip(a->second));
+      if (!published_config_.is_null()) changes.push_back(a->first + ": (absent) -> " + shown(a->first, a->second));
       ++a;
     } else {
-      if (a->second != b->second) changes.push_back(a->first + ": " + Clip(b->second) + " -> " + Clip(a->second));
+      if (a->second != b->second) {
+        changes.push_back(secret(a->first) ? a->first + ": changed"
+                                           : a->first + ": " + Clip(b->second) + " -> " + Clip(a->second));
+      }
       ++a;
       ++b;
     }

@@ -61,7 +61,8 @@ class Reloader {
   ReloadOutcome Reject(const ConfigError& error, const std::array<unsigned char, 32>& content_key,
                        double started_seconds);
   void LogFileSet(const ConfigSources& sources);
-  void LogChanges(uint64_t version, const std::string& sha256_hex, Trigger trigger, const nlohmann::json& next);
+  void LogChanges(uint64_t version, const std::string& sha256_hex, Trigger trigger, const nlohmann::json& next,
+                  const std::vector<std::string>& next_secret_paths);
 
   Options options_;
   Schema schema_;
@@ -71,6 +72,7 @@ class Reloader {
   std::optional<std::array<unsigned char, 32>> rejected_key_;      // what was last rejected
   nlohmann::json published_config_;                               // for the change log
   std::vector<std::string> files_;                                 // the files last read, for the log
+  std::vector<std::string> published_secret_paths_;                // of published_config_ (SecretPaths)
 };
 
 }  // namespace confcast::publisher

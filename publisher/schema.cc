@@ -48,7 +48,7 @@ constexpr const char* kBuiltInSource = "<built-in HolmesGPT schema>";
 
 const char* const kFieldAttributes[] = {"path",     "type",   "description", "nullable",         "default",
                                         "required", "min",    "max",         "enum",             "case_insensitive",
-                                        "normalize", "format", "non_empty",  "open"};
+                                        "normalize", "format", "non_empty",  "open",     "secret"};
 
 struct SchemaFailure {
   ConfigError error;
@@ -102,10 +102,19 @@ class SchemaBuilder {
     }
     for (size_t i = 0; i < fields->items.size(); ++i) AddField(*root, fields->items[i], "fields." + std::to_string(i));
     Finish(*root);
+    MarkSecretBelow(*root, false);
     return root;
   }
 
  private:
+  // Everything inside a secret map or list is secret too, so that its
+  // fields' error messages quote nothing either.
+  static void MarkSecretBelow(SchemaNode& node, bool inherited) {
+    node.secret = node.secret || inherited;
+    for (auto& [name, child] : node.children) MarkSecretBelow(*child, node.secret);
+    if (node.wildcard) MarkSecretBelow(*node.wildcard, node.secret);
+  }
+
   [[noreturn]] void Fail(SourcePosition where, const std::string& path, std::string message) const {
     throw SchemaFailure{ConfigError{Reason::kValidate, file_, where.line, where.column, path, std::move(message)}};
   }
@@ -174,6 +183,7 @@ class SchemaBuilder {
     node.non_empty = flag("non_empty");
     node.open = flag("open");
     node.case_insensitive = flag("case_insensitive");
+    node.secret = flag("secret");
 
     const auto only_for = [&](const char* name, std::initializer_list<FieldType> allowed) {
       const YamlEntry* entry = attribute(name);

@@ -81,6 +81,14 @@ std::variant<ValidatedConfig, ConfigError> ParseAndValidate(std::string_view byt
 std::variant<ValidatedConfig, ConfigError> ParseAndValidate(std::string_view bytes, const std::string& file,
                                                             const Schema& schema, bool strict);
 
+// The dotted paths of `config` (validated against `schema`) whose values are
+// secret: each topmost one (everything below it is secret too), for the
+// snapshot to record (snapshot::BuildSnapshotWithin) and the logs to redact.
+std::vector<std::string> SecretPaths(const Schema& schema, const nlohmann::json& config);
+
+// What a log line shows for a value: the value, or "<secret>".
+inline constexpr const char* kRedacted = "<secret>";
+
 }  // namespace confcast::publisher
 
 #endif  // CONFCAST_PUBLISHER_SCHEMA_HPP_

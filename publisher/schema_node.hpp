@@ -37,6 +37,7 @@ struct SchemaNode {
   bool open = false;              // maps: unknown keys below are free-form, not warned about
   bool case_insensitive = false;  // string enum
   bool url = false;               // strings: format: url
+  bool secret = false;            // its value (all of it, for a map or list) never appears in output
   CaseNormalize normalize = CaseNormalize::kNone;
   std::optional<int64_t> min_int, max_int;  // int fields
   std::optional<double> min_real, max_real;  // float fields

@@ -59,7 +59,7 @@ Schema AppSchema() {
 }
 
 const json kHolmesDefaults = json::parse(R"({
-  "llm": {"model": "gpt-4o", "provider": "openai", "endpoint": null, "max_retries": 3,
+  "llm": {"model": "gpt-4o", "provider": "openai", "endpoint": null, "api_key": null, "max_retries": 3,
           "timeout_seconds": 60, "temperature": 0.0},
   "toolsets": {},
   "log_level": "INFO"})");
@@ -110,7 +110,7 @@ TEST(HolmesGptSchema, ACompleteConfigFromAFile) {
   EXPECT_EQ(result.config, json::parse(R"({
     "llm": {"model": "gpt-4o-mini", "provider": "azure",
             "endpoint": "https://example.openai.azure.com/openai/v1",
-            "max_retries": 5, "timeout_seconds": 120, "temperature": 1.0},
+            "max_retries": 5, "timeout_seconds": 120, "temperature": 1.0, "api_key": null},
     "toolsets": {
       "kubernetes/core": {"enabled": true},
       "prometheus/metrics": {"enabled": false,
@@ -547,4 +547,52 @@ TEST(SnapshotCapacity, DefaultsCopiedUnderAWildcardCount) {
 }
 
 }  // namespace
+// ---- secret fields ------------------------------------------------------------
+
+TEST(SecretFields, TheBuiltInApiKeyIsSecretAndNullByDefault) {
+  const ValidatedConfig config = ValidOk("llm: {api_key: sk-live-1234}\n");
+  EXPECT_EQ(config.config["llm"]["api_key"], "sk-live-1234");  // readers get the value
+  EXPECT_EQ(SecretPaths(Schema::HolmesGpt(), config.config), std::vector<std::string>{"llm.api_key"});
+  EXPECT_TRUE(ValidOk("log_level: info\n").config["llm"]["api_key"].is_null());
+}
+
+TEST(SecretFields, ASecretMapMakesEverythingBelowItSecretWhereverItIsMatched) {
+  const Schema schema = LoadSchema(
+      "fields:\n"
+      "  - {path: name, type: string}\n"
+      "  - {path: tools.*.token, type: string, secret: true}\n"
+      "  - {path: vault, type: map, open: true, secret: true}\n"
+      "  - {path: vault.pin, type: int, min: 0, max: 9999}\n");
+  const ValidatedConfig config = ValidOk(
+      "name: app\ntools: {a: {token: t1}, b: {token: t2, url: u}}\nvault: {pin: 1234, extra: [1, 2]}\n", schema);
+  EXPECT_EQ(SecretPaths(schema, config.config),
+            (std::vector<std::string>{"tools.a.token", "tools.b.token", "vault"}));
+  // A field inside a secret map is secret too: its errors quote nothing.
+  const ConfigError error = Invalid("vault: {pin: 123456}\n", schema);
+  EXPECT_EQ(error.path, "vault.pin");
+  EXPECT_EQ(error.message.find("123456"), std::string::npos) << error.message;
+}
+
+TEST(SecretFields, ErrorsAboutASecretSayWhatIsWrongWithoutTheValue) {
+  for (const char* text : {"llm: {api_key: 4815162342}\n", "llm: {api_key: '   '}\n", "llm: {api_key: true}\n",
+                           "llm: {api_key: [sk-in-a-list-4815]}\n", "llm: {api_key: {k: sk-in-a-map-4815}}\n"}) {
+    const ConfigError error = Invalid(text);
+    EXPECT_EQ(error.path, "llm.api_key") << text;
+    EXPECT_EQ(error.reason, Reason::kValidate) << text;
+    EXPECT_NE(error.message.find("expected"), std::string::npos) << error.message;
+    for (const char* secret : {"4815162342", "sk-in-a", "true", "'   '"}) {
+      EXPECT_EQ(error.ToString().find(secret), std::string::npos) << text << " -> " << error.ToString();
+    }
+  }
+  EXPECT_NE(Invalid("llm: {api_key: ''}\n").message.find("an empty string"), std::string::npos);
+  // Not secret: the value is quoted, as for every other field.
+  EXPECT_NE(Invalid("llm: {model: 4815162342}\n").message.find("4815162342"), std::string::npos);
+}
+
+TEST(SecretFields, SecretIsTrueOrFalse) {
+  const ConfigError error = BadSchema("fields:\n  - {path: a, type: string, secret: maybe}\n");
+  EXPECT_EQ(error.path, "fields.0.secret");
+  EXPECT_NE(error.message.find("true or false"), std::string::npos) << error.message;
+}
+
 }  // namespace confcast::publisher

@@ -26,6 +26,21 @@ void AppendSegment(std::string& path, const std::string& key) {
 
 std::string FormatInt(int64_t value) { return std::to_string(value); }
 
+// What a secret field got, by kind only: the message goes to the log, the
+// segment's last_error and --check output, none of which may hold the value.
+std::string DescribeSecret(const YamlNode& node) {
+  switch (node.kind) {
+    case YamlKind::kNull: return "null";
+    case YamlKind::kBool: return "a bool (value not shown: secret)";
+    case YamlKind::kInt: return "an int (value not shown: secret)";
+    case YamlKind::kFloat: return "a float (value not shown: secret)";
+    case YamlKind::kString: return node.text.empty() ? "an empty string" : "a string (value not shown: secret)";
+    case YamlKind::kList: return "a list";
+    case YamlKind::kMap: return "a map";
+  }
+  return "a value (not shown: secret)";
+}
+
 // Shortest round-trip form, always recognisable as a float ("2.0", not "2").
 std::string FormatReal(double value) {
   char buffer[64];
@@ -332,7 +347,9 @@ json Validator::Value(const SchemaNode* schema, YamlNodeId id, const std::string
   const YamlNode& node = document_.node(id);
   Charge(1, path.size(), node.kind == YamlKind::kString ? node.text.size() : 0, where, path);
   const auto mismatch = [&](const std::string& hint = "") {
-    Fail(where, path, "expected " + Expectation(*schema) + ", got " + DescribeValue(node) + hint);
+    Fail(where, path,
+         "expected " + Expectation(*schema) + ", got " + (schema->secret ? DescribeSecret(node) : DescribeValue(node)) +
+             hint);
   };
   if (node.kind == YamlKind::kNull) {
     if (schema->nullable) return nullptr;
@@ -532,6 +549,32 @@ std::optional<ConfigError> FindAmbiguousPath(const json& config, const YamlDocum
 }  // namespace confcast::publisher::schema_detail
 
 namespace confcast::publisher {
+
+namespace {
+
+void CollectSecretPaths(const schema_detail::SchemaNode* schema, const nlohmann::json& value, const std::string& path,
+                        std::vector<std::string>* out) {
+  if (schema == nullptr) return;
+  if (schema->secret) {
+    out->push_back(path);
+    return;
+  }
+  if (value.is_object()) {
+    for (const auto& [key, child] : value.items()) CollectSecretPaths(schema->Match(key), child, JoinPath(path, key), out);
+  } else if (value.is_array()) {
+    for (size_t i = 0; i < value.size(); ++i) {
+      CollectSecretPaths(schema->wildcard.get(), value[i], JoinPath(path, std::to_string(i)), out);
+    }
+  }
+}
+
+}  // namespace
+
+std::vector<std::string> SecretPaths(const Schema& schema, const nlohmann::json& config) {
+  std::vector<std::string> paths;
+  CollectSecretPaths(&schema.root(), config, "", &paths);
+  return paths;
+}
 
 std::variant<ValidatedConfig, ConfigError> ParseAndValidate(std::string_view bytes, const std::string& file,
                                                             const Schema& schema, bool strict) {

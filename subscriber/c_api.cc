@@ -76,6 +76,11 @@ int confcast_get_json(confcast_subscriber* sub, const char* path, char* buf, siz
   return sub->sub.GetJson(CPath(path), buf, cap, len, version);
 }
 
+int confcast_is_secret(confcast_subscriber* sub, const char* path) {
+  if (!sub || !path) return CONFCAST_ERR_INVALID;
+  return sub->sub.IsSecret(CPath(path));
+}
+
 int confcast_snapshot_json(confcast_subscriber* sub, char* buf, size_t cap, size_t* len, uint64_t* version) {
   if (!sub || !len || (cap > 0 && !buf)) return CONFCAST_ERR_INVALID;
   return sub->sub.SnapshotJson(buf, cap, len, version);

@@ -87,6 +87,14 @@ def write_atomic(path: Path | str, data: bytes | str) -> None:
     os.rename(tmp, path)
 
 
+def ctl_binary() -> str:
+    """confcastctl: ``$CONFCAST_CTL``, else the one built beside ``$CONFCAST_PUBLISHER``."""
+    explicit = os.environ.get("CONFCAST_CTL")
+    if explicit:
+        return explicit
+    return str(Path(os.environ["CONFCAST_PUBLISHER"]).parents[1] / "subscriber" / "ctl" / "confcastctl")
+
+
 class Publisher:
     """A real confcast-publisher on one segment; stdout and stderr are appended to
     ``log_path`` (its log, for failure messages), across restarts.

@@ -157,7 +157,9 @@ async def recovery_analyze(request: Request) -> JSONResponse:
 @app.get("/config")
 async def get_config(request: Request) -> JSONResponse:
     config = pinned_snapshot(request)
-    return JSONResponse({"version": config.version, "sha256": config.sha256, "config": config.to_dict()})
+    # redacted(): the API key and any other secret field show as "<secret>"; handlers that need
+    # the key read it from the snapshot itself.
+    return JSONResponse({"version": config.version, "sha256": config.sha256, "config": config.redacted()})
 
 
 def _metric(lines: list[str], name: str, kind: str, help_text: str, samples: list[tuple[str, float]]) -> None:

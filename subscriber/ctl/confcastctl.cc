@@ -69,23 +69,55 @@ void PrintFlat(const nlohmann::json& node, const std::string& path) {
   }
 }
 
-int Get(const confcast::Subscriber& sub, const std::string& path) {
+constexpr const char* kSecret = "<secret>";
+
+// Replaces every secret value in `node` (the value at `path` of `snap`) by
+// "<secret>"; the snapshot says which are secret, so no schema is needed.
+void Redact(const confcast::Snapshot& snap, const std::string& path, nlohmann::json* node) {
+  if (snap.IsSecret(path) != 0) {  // 1, or an error: never show what cannot be vouched for
+    *node = kSecret;
+    return;
+  }
+  if (node->is_object()) {
+    for (auto it = node->begin(); it != node->end(); ++it) {
+      Redact(snap, path.empty() ? it.key() : path + "." + it.key(), &it.value());
+    }
+  } else if (node->is_array()) {
+    for (size_t i = 0; i < node->size(); ++i) {
+      Redact(snap, path.empty() ? std::to_string(i) : path + "." + std::to_string(i), &(*node)[i]);
+    }
+  }
+}
+
+int Get(const confcast::Subscriber& sub, const std::string& path, bool show_secrets) {
   confcast::Snapshot snap;
   if (int rc = sub.TryPin(&snap); rc != CONFCAST_OK) return Fail(rc, "get");
   std::string_view text;
-  if (snap.Get(path, &text) == CONFCAST_OK) {
+  if (int rc = snap.GetJson(path, &text); rc != CONFCAST_OK) return Fail(rc, "get " + path);
+  if (!show_secrets && snap.IsSecret(path) == 1) {
+    std::cout << kSecret << "\n";
+    return kOk;
+  }
+  std::string_view string_value;
+  if (snap.Get(path, &string_value) == CONFCAST_OK) {
+    std::cout << string_value << "\n";
+    return kOk;
+  }
+  if (show_secrets) {
     std::cout << text << "\n";
     return kOk;
   }
-  if (int rc = snap.GetJson(path, &text); rc != CONFCAST_OK) return Fail(rc, "get " + path);
-  std::cout << text << "\n";
+  nlohmann::json value = nlohmann::json::parse(text);
+  Redact(snap, path, &value);
+  std::cout << value.dump() << "\n";
   return kOk;
 }
 
-int Dump(const confcast::Subscriber& sub, bool json) {
+int Dump(const confcast::Subscriber& sub, bool json, bool show_secrets) {
   confcast::Snapshot snap;
   if (int rc = sub.TryPin(&snap); rc != CONFCAST_OK) return Fail(rc, "dump");
-  const nlohmann::json config = nlohmann::json::parse(snap.Json());
+  nlohmann::json config = nlohmann::json::parse(snap.Json());
+  if (!show_secrets) Redact(snap, "", &config);
   if (json) {
     nlohmann::ordered_json out;
     out["version"] = snap.version();
@@ -250,9 +282,12 @@ int main(int argc, char** argv) {
   std::string path;
   auto* get = app.add_subcommand("get", "print one value (strings bare, else JSON)");
   get->add_option("PATH", path, "dotted path, e.g. llm.model")->required();
+  bool show_secrets = false;
+  get->add_flag("--show-secrets", show_secrets, "print a secret value itself, not <secret>");
   bool json = false;
-  auto* dump = app.add_subcommand("dump", "print the whole current snapshot");
+  auto* dump = app.add_subcommand("dump", "print the whole current snapshot (secret values as <secret>)");
   dump->add_flag("--json", json, "as {\"version\", \"sha256\", \"config\"}");
+  dump->add_flag("--show-secrets", show_secrets, "print secret values themselves");
   double max_age = -1;
   auto* status = app.add_subcommand("status", "print the publisher's status");
   status->add_option("--max-age", max_age, "exit 1 when the heartbeat is older than SECONDS")->check(CLI::NonNegativeNumber);
@@ -284,8 +319,8 @@ int main(int argc, char** argv) {
   }
   const confcast::Subscriber sub(std::move(mapping));
   try {
-    if (*get) return Get(sub, path);
-    if (*dump) return Dump(sub, json);
+    if (*get) return Get(sub, path, show_secrets);
+    if (*dump) return Dump(sub, json, show_secrets);
     if (*status) return Status(sub, max_age);
     if (*wait) return converged ? WaitConverged(sub, after, timeout) : Wait(sub, after, timeout);
     if (*workers) return Workers(sub, json);

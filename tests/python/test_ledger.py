@@ -28,7 +28,8 @@ import tempfile
 import pytest
 
 from cc_helpers import DemoServer, KubeletConfigMap, holmes_config
-from confcast_pytest_support import PYTHON_PACKAGE_DIR, Publisher, remove_segment, unique_segment, wait_until
+from confcast_pytest_support import (PYTHON_PACKAGE_DIR, Publisher, ctl_binary, remove_segment, unique_segment,
+                                     wait_until)
 
 sys.path.insert(0, str(PYTHON_PACKAGE_DIR))
 from confcast import _ledger  # noqa: E402
@@ -54,13 +55,6 @@ for line in sys.stdin:
     elif command == "entry":
         print(json.dumps({"entry": sub.ledger_entry()}), flush=True)
 """
-
-
-def ctl_binary() -> str:
-    explicit = os.environ.get("CONFCAST_CTL")
-    if explicit:
-        return explicit
-    return str(Path(os.environ["CONFCAST_PUBLISHER"]).parents[1] / "subscriber" / "ctl" / "confcastctl")
 
 
 def ctl(segment: str, *args: str, timeout: float = 30) -> subprocess.CompletedProcess:

@@ -39,10 +39,12 @@ inline std::unique_ptr<publisher::SegmentWriter> OpenSegmentWriter(const std::st
   return std::move(std::get<std::unique_ptr<publisher::SegmentWriter>>(opened));
 }
 
-// The snapshot words of `config`, as the publisher lays them out; throws if
-// the builder refuses it.
-inline std::vector<uint64_t> SnapshotWords(const nlohmann::json& config) {
-  auto built = snapshot::BuildSnapshot(config);
+// The snapshot words of `config`, as the publisher lays them out (with the
+// values at `secret_paths` and below marked secret); throws if the builder
+// refuses it.
+inline std::vector<uint64_t> SnapshotWords(const nlohmann::json& config,
+                                           const std::vector<std::string>& secret_paths = {}) {
+  auto built = snapshot::BuildSnapshot(config, secret_paths);
   if (auto* err = std::get_if<std::string>(&built)) throw std::runtime_error("BuildSnapshot: " + *err);
   return std::move(std::get<snapshot::BuiltSnapshot>(built).words);
 }
@@ -65,8 +67,9 @@ class PublishedSegment {
   publisher::SegmentWriter& writer() { return *writer_; }
 
   // Publishes `config` as the next version and returns that version.
-  uint64_t Publish(const nlohmann::json& config, int64_t now_unix_ns = publisher::RealtimeNs()) {
-    const std::vector<uint64_t> words = SnapshotWords(config);
+  uint64_t Publish(const nlohmann::json& config, int64_t now_unix_ns = publisher::RealtimeNs(),
+                   const std::vector<std::string>& secret_paths = {}) {
+    const std::vector<uint64_t> words = SnapshotWords(config, secret_paths);
     if (words.size() * 8 > writer_->capacity()) throw std::runtime_error("config larger than the test capacity");
     return writer_->Publish(words.data(), words.size(), Sha256(config.dump()), now_unix_ns);
   }

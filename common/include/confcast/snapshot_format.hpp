@@ -38,7 +38,7 @@
 namespace confcast::snapshot {
 
 // Bumped with any change below; folded into layout::Signature().
-inline constexpr uint32_t kFormatVersion = 1;
+inline constexpr uint32_t kFormatVersion = 2;  // 2: the secret bit in Entry::child_count
 
 enum class Type : uint32_t {
   kNull = 0,
@@ -83,7 +83,7 @@ struct Entry {
   uint32_t type;        // Type
   uint32_t json_len;    // bytes of this node's JSON
   uint32_t json_off;    // offset of this node's JSON (in the json text)
-  uint32_t child_count; // entries of a map or list, else 0
+  uint32_t child_count; // bits 0-30: entries of a map or list, else 0; bit 31: kSecretBit
   uint64_t value;       // kInt: int64; kDouble: IEEE bits; kBool: 0/1;
                         // kString: offset (low 32 bits, in the pool) | length (high 32 bits)
 };
@@ -92,6 +92,12 @@ static_assert(offsetof(Entry, value) == 32, "value is the last word");
 static_assert(sizeof(Entry) % 8 == 0, "entries are read as 64-bit words");
 
 inline constexpr uint32_t kEntryWords = sizeof(Entry) / 8;
+
+// Set in Entry::child_count when the value is a secret (its schema field, or
+// a map or list above it, says so), so that every tool can redact without
+// knowing the schema. Readers still get the value; no fast path looks at it.
+inline constexpr uint32_t kSecretBit = 1u << 31;
+inline constexpr uint32_t kChildCountMask = kSecretBit - 1;
 inline constexpr uint32_t kMaxPathBytes = 4096;
 
 // The last 1..7 bytes of a string as a little-endian word, zero-filled,
@@ -262,6 +268,9 @@ class View {
     out->value = Word(eoff + 32);
     return true;
   }
+
+  // Whether the entry at eoff (which must fit the slot) holds a secret value.
+  bool SecretAt(uint64_t eoff) const { return (static_cast<uint32_t>(Word(eoff + 24) >> 32) & kSecretBit) != 0; }
 
   // Whether an entry at eoff would lie inside the slot.
   bool EntryFits(uint64_t eoff) const { return (eoff & 7) == 0 && Fits(eoff, sizeof(Entry)); }

@@ -133,8 +133,18 @@ CONFCAST_API int confcast_get_string(confcast_subscriber *sub, const char *path,
 CONFCAST_API int confcast_get_json(confcast_subscriber *sub, const char *path, char *buf,
                                    size_t cap, size_t *len, uint64_t *version);
 
+/* 1 when the value at `path` is a secret (its schema field, or a map or list
+ * above it, is marked secret: in the built-in schema, llm.api_key), 0 when it
+ * is not, else a negative CONFCAST_ERR_* code (NOT_FOUND, EMPTY, ...).
+ * Getters return a secret's value like any other; a program that shows
+ * values to people (a dump, a /config route, a log line) asks this first and
+ * prints "<secret>" instead. The snapshot itself records which values are
+ * secret, so no reader needs the schema. */
+CONFCAST_API int confcast_is_secret(confcast_subscriber *sub, const char *path);
+
 /* The whole validated config (defaults applied) of one version as compact
- * JSON, with the buffer rules of confcast_get_string. */
+ * JSON, with the buffer rules of confcast_get_string. Secret values included:
+ * see confcast_is_secret. */
 CONFCAST_API int confcast_snapshot_json(confcast_subscriber *sub, char *buf, size_t cap,
                                         size_t *len, uint64_t *version);
 

@@ -59,6 +59,13 @@ class Snapshot {
     *out = std::string_view(reinterpret_cast<const char*>(Bytes()) + off, n);
     return CONFCAST_OK;
   }
+  // 1 when the value at path is a secret, 0 when not, else CONFCAST_ERR_*
+  // (see Subscriber::IsSecret).
+  int IsSecret(std::string_view path) const noexcept {
+    snapshot::Found f;
+    if (int rc = Find(path, &f); rc != CONFCAST_OK) return rc;
+    return MakeView().SecretAt(f.entry_off) ? 1 : 0;
+  }
   // Whether path exists, and its type.
   std::optional<snapshot::Type> TypeOf(std::string_view path) const noexcept {
     snapshot::Found f;

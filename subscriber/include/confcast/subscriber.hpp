@@ -115,6 +115,20 @@ class Subscriber {
       return reader::CopyJson(v, eoff, buf, cap, len);
     });
   }
+  // 1 when the value at path is a secret (its schema field, or a map or list
+  // above it, is marked secret), 0 when not, else a CONFCAST_ERR_* code.
+  // Readers get a secret's value like any other; this is for whatever shows
+  // values to people (confcastctl, a /config route), so it can print
+  // "<secret>" instead.
+  int IsSecret(std::string_view path, uint64_t* version = nullptr) const noexcept {
+    if (__builtin_expect(path.size() > snapshot::kMaxPathBytes, 0)) return NoSuchPath(version);
+    bool secret = false;
+    const int rc = reader::CachedRead(mapping_, PathTarget(path), version, [&](const reader::View& v, uint64_t eoff) {
+      secret = v.SecretAt(eoff);
+      return CONFCAST_OK;
+    });
+    return rc == CONFCAST_OK ? (secret ? 1 : 0) : rc;
+  }
   // The whole config of one version as compact JSON.
   int SnapshotJson(char* buf, size_t cap, size_t* len, uint64_t* version = nullptr) const noexcept;
 

@@ -67,6 +67,7 @@ _PROTOTYPES = {
     "confcast_wait": (ctypes.c_int, [_handle_p, ctypes.c_uint64, ctypes.c_int, _u64_p]),
     "confcast_info_get": (ctypes.c_int, [_handle_p, ctypes.POINTER(Info)]),
     "confcast_strerror": (ctypes.c_char_p, [ctypes.c_int]),
+    "confcast_is_secret": (ctypes.c_int, [_handle_p, ctypes.c_char_p]),
     "confcast_hold": (ctypes.c_int, [_handle_p, ctypes.c_uint64]),
     "confcast_release": (ctypes.c_int, [_handle_p, ctypes.c_uint64]),
 }

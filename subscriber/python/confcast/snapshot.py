@@ -17,12 +17,13 @@ Threading: immutable after construction; share it freely between threads.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Callable
 
 from ._version_word import expected_pair
 from .errors import KeyNotFound
 
 _MISSING = object()
+SECRET = "<secret>"  # what redacted() puts where a secret value was
 
 
 def _immutable(what: str, name: str):
@@ -100,6 +101,16 @@ def _freeze(value: Any, path: str, index: dict[str, Any], scalars: dict[str, Any
     return frozen
 
 
+def _under(path: str, roots: set[str]) -> bool:
+    """Whether a map or list above ``path`` is one of ``roots``."""
+    dot = path.rfind(".")
+    while dot > 0:
+        if path[:dot] in roots:
+            return True
+        dot = path.rfind(".", 0, dot)
+    return False
+
+
 def thaw(value: Any) -> Any:
     """A plain, mutable, JSON-serialisable copy (dicts and lists) of a frozen value."""
     kind = type(value)  # exact types first: an ABC isinstance() per scalar would cost more than the copy
@@ -119,7 +130,9 @@ class Snapshot(dict):
     ``snap["llm"]["model"]`` indexes like a dict; ``snap.get("llm.model", d)``
     takes a dotted path (a list element is its number); ``snap.version`` and
     ``snap.sha256`` identify the version (the SHA-256 of the config file's
-    bytes). ``to_dict()`` gives a plain mutable copy.
+    bytes). ``to_dict()`` gives a plain mutable copy (secret values
+    included: readers get them); ``redacted()`` one to show people, with
+    every secret value replaced by ``"<secret>"``.
 
     A dict subclass, not a Python-level Mapping, on purpose: ``snap["llm"]``
     then runs dict's C lookup (tens of ns) instead of a Python
@@ -131,9 +144,11 @@ class Snapshot(dict):
     # ``get`` is a slot holding the path index's own bound ``dict.get``: a
     # slot is a data descriptor, so it wins over dict.get, and
     # ``snap.get("llm.model", default)`` runs at C speed with no Python frame.
-    __slots__ = ("_paths", "_scalars", "_expected_pair", "version", "sha256", "get")
+    __slots__ = ("_paths", "_scalars", "_expected_pair", "version", "sha256", "get", "_secret_probe",
+                 "_secret_roots")
 
-    def __init__(self, config: Mapping[str, Any], version: int, sha256: str) -> None:
+    def __init__(self, config: Mapping[str, Any], version: int, sha256: str,
+                 secret_probe: Callable[[str], bool] | None = None) -> None:
         paths: dict[str, Any] = {}
         scalars: dict[str, Any] = {}
         root = _freeze(dict(config), "", paths, scalars)
@@ -146,6 +161,10 @@ class Snapshot(dict):
         object.__setattr__(self, "sha256", sha256)
         # get(path, default=None): the value at a dotted path (``llm.model``, ``a.list.0``).
         object.__setattr__(self, "get", paths.get)
+        # Which paths are secret is recorded in the segment, per value; asked once, on the first
+        # redacted() or is_secret(), so that a process that never shows its config never pays.
+        object.__setattr__(self, "_secret_probe", secret_probe)
+        object.__setattr__(self, "_secret_roots", None)
 
     def __missing__(self, key: str) -> Any:
         raise KeyNotFound(f"no key {key!r} in config version {self.version}", path=key)
@@ -159,6 +178,46 @@ class Snapshot(dict):
 
     def to_dict(self) -> dict[str, Any]:
         return {key: thaw(value) for key, value in dict.items(self)}
+
+    def is_secret(self, path: str) -> bool:
+        """Whether the value at a dotted path is a secret (its schema field, or a map or list above
+        it, is marked secret); ``KeyNotFound`` if there is no such path."""
+        self.require(path)
+        roots = self._secrets()
+        return path in roots or any(path.startswith(root + ".") for root in roots)
+
+    def redacted(self) -> dict[str, Any]:
+        """A plain copy of the config with every secret value replaced by ``"<secret>"``: what to
+        log, print or serve (a ``/config`` route). Readers that need the value use the snapshot."""
+        roots = self._secrets()
+        if not roots:
+            return self.to_dict()
+
+        def copy(value: Any, path: str) -> Any:
+            if path in roots:
+                return SECRET
+            if isinstance(value, Mapping):
+                return {key: copy(child, f"{path}.{key}" if path else key) for key, child in value.items()}
+            if isinstance(value, tuple):
+                return [copy(child, f"{path}.{i}") for i, child in enumerate(value)]
+            return value
+
+        return {key: copy(value, key) for key, value in dict.items(self)}
+
+    def _secrets(self) -> frozenset[str]:
+        """The topmost secret paths (everything below one is secret too)."""
+        roots = self._secret_roots
+        if roots is None:
+            found: set[str] = set()
+            probe = self._secret_probe
+            if probe is not None:
+                # Parents first, so that nothing below a secret map is asked about.
+                for path in sorted(self._paths, key=lambda p: p.count(".")):
+                    if path and not _under(path, found) and probe(path):
+                        found.add(path)
+            roots = frozenset(found)
+            object.__setattr__(self, "_secret_roots", roots)
+        return roots
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise TypeError(f"a confcast Snapshot is immutable (cannot set {name!r})")

@@ -209,6 +209,7 @@ class Subscriber:
         self._generation = 0                  # +1 per segment file installed: tells the watcher of a switch
         self._name_checked_at = 0.0
         self._snapshot: Snapshot = _NO_SNAPSHOT
+        self._weak_secret_probe = self._secret_probe_of(self)
         self._closing = False
         self._callbacks: list[ChangeCallback] = []
         self._segment_listeners: list[weakref.WeakMethod] = []
@@ -386,9 +387,44 @@ class Subscriber:
             if snap.version == words[VERSION_INDEX]:
                 return snap  # another thread refreshed while we waited for the lock
             text, version, sha256 = self._read_consistent()
-            snap = Snapshot(json.loads(text), version, sha256)
+            snap = Snapshot(json.loads(text), version, sha256, secret_probe=self._weak_secret_probe)
             self._snapshot = snap
             return snap
+
+    def is_secret(self, path: str) -> bool:
+        """Whether the value at a dotted path is a secret (``confcast_is_secret``); ``KeyNotFound``
+        if there is none. Reads return a secret's value like any other; this is for code that shows
+        values to people (see ``Snapshot.redacted()``)."""
+        handle = self._enter().handle
+        try:
+            status = self._lib.is_secret(handle, path.encode())
+        finally:
+            self._exit()
+        if status < 0:
+            raise self._lib.error(status, f"is_secret({path!r}) in {self.segment!r}", segment=self.segment,
+                                  path=path)
+        return status == 1
+
+    def _secret_probe(self, path: str) -> bool:
+        # For Snapshot: the segment's flag of the current version, which names the same paths
+        # secret as the snapshot's own while one publisher (one schema) runs. Fails closed: a
+        # path that cannot be asked about (gone in a newer version, a closed subscriber) counts
+        # as secret, so that redaction never shows too much.
+        try:
+            return self.is_secret(path)
+        except ConfcastError:
+            return True
+
+    @staticmethod
+    def _secret_probe_of(subscriber: "Subscriber") -> Callable[[str], bool]:
+        """_secret_probe through a weak reference: the snapshots it goes into are the subscriber's
+        own, and a cycle would keep __del__ from running."""
+        ref = weakref.ref(subscriber)
+
+        def probe(path: str) -> bool:
+            sub = ref()
+            return True if sub is None else sub._secret_probe(path)
+        return probe
 
     def _read_consistent(self) -> tuple[bytes, int, str]:
         """One version's JSON and that same version's SHA-256."""
