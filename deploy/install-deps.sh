@@ -9,7 +9,7 @@ build=(cmake make g++ pkg-config git ca-certificates
        libyaml-cpp-dev libssl-dev libspdlog-dev prometheus-cpp-dev nlohmann-json3-dev libcli11-dev
        libboost-dev libgtest-dev libgmock-dev libbenchmark-dev)
 python=(python3 python3-fastapi python3-uvicorn gunicorn python3-httpx curl)
-test_only=(python3-pytest prometheus clang-14 libclang-rt-14-dev libfuzzer-14-dev python3-matplotlib procps
+test_only=(python3-pytest python3-yaml prometheus clang-14 libclang-rt-14-dev libfuzzer-14-dev python3-matplotlib procps
            # the packaging test: cpack -G DEB (dpkg-shlibdeps, file), man pages, lintian,
            # the unit check, and pip installing the Python package into a venv
            dpkg-dev file help2man lintian systemd adduser

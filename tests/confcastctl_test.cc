@@ -116,7 +116,12 @@ TEST_F(Confcastctl, DumpJsonIsTheWholeVersion) {
   ASSERT_NO_THROW(dump = nlohmann::json::parse(r.out)) << r.out;
   EXPECT_EQ(dump["version"], sub->version());
   EXPECT_EQ(dump["sha256"], Sha256Hex(kFullConfig));
-  EXPECT_EQ(dump["config"], nlohmann::json::parse(sub->Pin().Json()));
+  nlohmann::json published = nlohmann::json::parse(sub->Pin().Json());
+  published["llm"]["api_key"] = "<secret>";  // the one secret field, redacted
+  EXPECT_EQ(dump["config"], published);
+  const ProcessResult shown = RunCtl(segment_.name(), {"dump", "--json", "--show-secrets"});
+  ASSERT_TRUE(shown.status.ExitedWith(0)) << shown.Describe();
+  EXPECT_EQ(nlohmann::json::parse(shown.out)["config"], nlohmann::json::parse(sub->Pin().Json()));
   EXPECT_EQ(dump["config"]["llm"]["model"], "gpt-4.1-mini");
   EXPECT_EQ(dump["config"]["llm"]["timeout_seconds"], 45);
   EXPECT_EQ(dump["config"]["custom"]["list"], nlohmann::json::parse("[10, 20, 30]"));

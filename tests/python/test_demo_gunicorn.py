@@ -87,7 +87,8 @@ def test_config_route_shows_the_whole_snapshot(stack):
     body = request(stack.port, "GET", "/config").json()
     snap = stack.subscriber.snapshot()
     assert body["version"] == snap.version
-    assert body["config"] == snap.to_dict()
+    assert body["config"] == snap.redacted()  # the whole config, the API key as "<secret>"
+    assert body["config"]["llm"]["api_key"] == "<secret>" and body["config"]["llm"]["model"] == snap["llm"]["model"]
 
 
 def test_reload_reaches_every_worker_within_two_seconds(stack):

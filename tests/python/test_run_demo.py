@@ -1,9 +1,10 @@
 """examples/run-demo, the quick start's main job, run as a user runs it: it brings the build up to
-date, starts the publisher on the bundled example config and the demo under gunicorn with 4
-workers; the steps it prints (read a value, edit the config, break it) behave as it says.
+date, starts the publisher on the bundled example config and credentials (two sources, as a
+ConfigMap and a Secret) and the demo under gunicorn with 4 workers; the steps it prints (read a
+value, edit the config, see the API key redacted, rotate it, break the config) behave as it says.
 
-The test points it at the build tree under test (BUILD=...) and at a copy of the bundled config, so
-that it builds nothing new and never edits the repository's file."""
+The test points it at the build tree under test (BUILD=...) and at copies of the bundled files, so
+that it builds nothing new and never edits the repository's files."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from cc_helpers import DEMO_DIR, REPO, DemoServer, analyze, free_port, remove_segment, unique_segment, wait_until
+from cc_helpers import (DEMO_DIR, REPO, DemoServer, analyze, free_port, remove_segment, request, unique_segment,
+                        wait_until)
 
 
 def build_dir(publisher_binary: str) -> Path:
@@ -29,9 +31,12 @@ def test_the_quick_start_demo_serves_reloads_and_keeps_the_last_good_config(publ
     segment = unique_segment()
     config = tmp_path / "config.yaml"
     shutil.copyfile(DEMO_DIR / "config.yaml", config)
+    credentials = tmp_path / "credentials.yaml"
+    shutil.copyfile(DEMO_DIR / "credentials.yaml", credentials)
     metrics_port = free_port()
     server = DemoServer(segment, tmp_path / "run-demo.log", command=[str(REPO / "examples" / "run-demo")])
     server.env.update({"PORT": str(server.port), "SEGMENT": segment, "CONFIG": str(config), "BUILD": str(build),
+                       "CREDENTIALS": str(credentials),
                        "PUBLISHER_ARGS": f"--metrics-address 127.0.0.1:{metrics_port} --debounce-ms 50"})
     try:
         server.start()
@@ -49,6 +54,16 @@ def test_the_quick_start_demo_serves_reloads_and_keeps_the_last_good_config(publ
                    "the edited model to be published")
         answers = server.all_worker_answers(lambda: analyze(server.port))
         assert {a.json()["model"] for a in answers.values()} == {"gpt-4.1"}
+
+        # The key from the second source reaches the workers, and no output shows it.
+        assert ctl(build, segment, "get", "llm.api_key").stdout == "<secret>\n"
+        assert ctl(build, segment, "get", "--show-secrets", "llm.api_key").stdout == "sk-demo-not-a-real-key\n"
+        configs = server.all_worker_answers(lambda: request(server.port, "GET", "/config"))
+        assert {a.json()["config"]["llm"]["api_key"] for a in configs.values()} == {"<secret>"}
+        credentials.write_text(credentials.read_text().replace("sk-demo-not-a-real-key", "sk-demo-rotated"))
+        wait_until(lambda: ctl(build, segment, "get", "--show-secrets", "llm.api_key").stdout == "sk-demo-rotated\n",
+                   15, "the rotated key to be published")
+        assert "sk-demo" not in ctl(build, segment, "dump").stdout
 
         # Break it: the old value stays, and status says why, with the file and position.
         with open(config, "a") as broken:
