@@ -26,7 +26,9 @@ One value (each timed as a statement, so no wrapper call is counted on either si
 The worker ledger (each timed as a statement, like one value):
 
   confcast_pin_hold_release          "with sub.pin(): pass": the snapshot, a hold and its release in
-                                     the worker ledger (what the ASGI middleware adds per request)
+                                     the worker ledger (what the ASGI middleware adds per request);
+                                     pin() in C (confcast._pin) when the build made it
+  confcast_pin_pure_python           the same with the package's pure-Python pin (its fallback)
 
 The ratios with a target (``RATIOS``; bench/report.py turns them into goals):
 ConfigManager's 8 getters <= 0.5 x the original's 8; sub.get("llm.model")
@@ -163,6 +165,7 @@ ONE_VALUE = {
 # The worker ledger's cost per request, as statements over the same names (no answer to check).
 LEDGER = {
     "confcast_pin_hold_release": "with sub.pin():\n    pass",
+    "confcast_pin_pure_python": "with PythonPin(sub):\n    pass",
 }
 
 # (name, numerator, denominator or None, target, what): a ratio of medians from one run. A
@@ -276,7 +279,9 @@ def main() -> int:
             if got != reference:
                 raise SystemExit(f"{name} reads {got}, the original design {reference}")
 
-        names = {"original": original, "cm": cm, "sub": sub}
+        from confcast.subscriber import Pin as PythonPin  # noqa: E402
+        names = {"original": original, "cm": cm, "sub": sub, "PythonPin": PythonPin}
+        pin_implementation = type(sub.pin()).__module__
         for name, statement in ONE_VALUE.items():
             if statement != "pass" and eval(statement, names) != "gpt-4o":
                 raise SystemExit(f"{name} ({statement}) does not read llm.model")
@@ -297,7 +302,8 @@ def main() -> int:
         out = {"python": {"executable": sys.executable, "version": sys.version.split()[0],
                           "number": args.number, "repeat": args.repeat, "statistic": "median of repeats",
                           "cpu_count": os.cpu_count(), "load_average": os.getloadavg(),
-                          "one_value_statements": ONE_VALUE, "ledger_statements": LEDGER, "results": results, "ratios": measured,
+                          "one_value_statements": ONE_VALUE, "ledger_statements": LEDGER,
+                          "pin_implementation": pin_implementation, "results": results, "ratios": measured,
                           "pinned_over_original": measured["pinned_over_original"]["ratio"]}}
         if args.json:
             with open(args.json, "w") as f:

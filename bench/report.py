@@ -35,6 +35,7 @@ GOAL_PATH_RATIO = 0.5
 GOAL_PUBLISH_SLOWDOWN = 1.10
 GOAL_PROP_P99_MS = 10.0
 GOAL_PROP_SKEW_MS = 1.0
+GOAL_HOLD_RELEASE_NS = 500.0  # "well under a microsecond": a hold and its release, from C and Python's pin()
 GOAL_PYTHON_RATIO = 0.2  # a pinned snapshot's 8 reads / the original design's 8 getters
 # The Python rows with a target (python_config_access.py RATIOS computes them; these are the targets
 # for a python.json written before it did): never slower than the RLock getters the drop-in replaces.
@@ -267,8 +268,21 @@ def evaluate(reads, propagation, python) -> list[dict]:
             goals.append(goal("propagation skew first..last worker, debounce 0, 4 processes: p99",
                               f"{skew['p99']:.3f} ms", f"< {GOAL_PROP_SKEW_MS:g} ms", skew["p99"] < GOAL_PROP_SKEW_MS,
                               f"p50 {skew['p50']:.3f} ms, max {skew['max']:.3f} ms over {case['rounds']} rounds"))
+    hold = find(reads, "hold_release", "c_abi")
+    if hold:
+        goals.append(goal("C: confcast_hold + confcast_release, 1 thread", fmt_ns(hold["latency_ns"]),
+                          f"<= {fmt_ns(GOAL_HOLD_RELEASE_NS)}", hold["latency_ns"] <= GOAL_HOLD_RELEASE_NS))
     if python:
         goals += python_goals(python)
+        pin = python["results"].get("confcast_pin_hold_release")
+        if pin:
+            pure = python["results"].get("confcast_pin_pure_python")
+            detail = f"pin() from {python.get('pin_implementation', '?')}"
+            if pure:
+                detail += f"; the pure-Python pin() {fmt_ns(pure['ns_per_request'])}"
+            goals.append(goal("Python: with sub.pin(): pass (snapshot, hold, release)", fmt_ns(pin["ns_per_request"]),
+                              f"<= {fmt_ns(GOAL_HOLD_RELEASE_NS)}", pin["ns_per_request"] <= GOAL_HOLD_RELEASE_NS,
+                              detail))
     return goals
 
 
@@ -324,10 +338,17 @@ def ledger_table(reads: list[dict], python: dict | None) -> list[str]:
         one, two = find(reads, "hold_release", impl, 1), find(reads, "hold_release", impl, 2)
         if one:
             rows.append(f"| {how} | {fmt_ns(one['latency_ns'])} | {fmt_ns(two['latency_ns']) if two else '-'} |")
-    pin = (python or {}).get("results", {}).get("confcast_pin_hold_release")
+    results = (python or {}).get("results", {})
+    pin = results.get("confcast_pin_hold_release")
     if pin:
-        rows.append(f"| Python: `with sub.pin(): pass` (the snapshot, a hold and its release) | "
+        how = {"confcast._pin": "C `confcast._pin`", "confcast.subscriber": "pure Python"}.get(
+            (python or {}).get("pin_implementation"), "")
+        rows.append(f"| Python: `with sub.pin(): pass` (the snapshot, a hold and its release){', ' + how if how else ''} | "
                     f"{fmt_ns(pin['ns_per_request'])} | - |")
+    pure = results.get("confcast_pin_pure_python")
+    if pure:
+        rows.append(f"| Python: the same through the pure-Python pin() (the fallback without `confcast._pin`) | "
+                    f"{fmt_ns(pure['ns_per_request'])} | - |")
     if not rows:
         return []
     return ["", "#### Worker ledger: a hold and its release (per pair, per thread)", "",

@@ -7,7 +7,8 @@ set -euo pipefail
 
 build=(cmake make g++ pkg-config git ca-certificates
        libyaml-cpp-dev libssl-dev libspdlog-dev prometheus-cpp-dev nlohmann-json3-dev libcli11-dev
-       libboost-dev libgtest-dev libgmock-dev libbenchmark-dev)
+       libboost-dev libgtest-dev libgmock-dev libbenchmark-dev
+       python3-dev)  # the Python package's C pin() (without it, pin() is pure Python)
 python=(python3 python3-fastapi python3-uvicorn gunicorn python3-httpx curl)
 test_only=(python3-pytest python3-yaml prometheus clang-14 libclang-rt-14-dev libfuzzer-14-dev python3-matplotlib procps
            # the packaging test: cpack -G DEB (dpkg-shlibdeps, file), man pages, lintian,

@@ -111,13 +111,14 @@ for path in /usr/bin/confcast-publisher /usr/bin/confcastctl /usr/lib/libconfcas
             /usr/include/confcast/confcast.h /usr/include/confcast/subscriber.hpp \
             /usr/lib/cmake/confcast/confcastConfig.cmake /usr/lib/pkgconfig/confcast.pc \
             /usr/lib/python3/dist-packages/confcast/__init__.py /usr/lib/python3/dist-packages/confcast/_native.py \
+            /usr/lib/python3/dist-packages/confcast/_pin.abi3.so \
             /lib/systemd/system/confcast-publisher@.service /etc/confcast/ \
             /usr/share/doc/confcast/copyright /usr/share/doc/confcast/examples/holmesgpt.yaml \
             /usr/share/man/man1/confcast-publisher.1.gz /usr/share/man/man1/confcastctl.1.gz; do
   grep -qxF "$path" "$WORK/contents" || fail "the package lacks $path"
 done
 pass "the package holds the programs, library, headers, CMake/pkg-config files, Python package, unit, docs"
-if grep -q "dist-packages/confcast/.*\.so" "$WORK/contents"; then fail "a library copy inside the Python package"; fi
+if grep -q "dist-packages/confcast/libconfcast" "$WORK/contents"; then fail "a library copy inside the Python package"; fi
 depends=$(dpkg-deb -f "$DEB" Depends)
 for dep in python3 adduser libc6 libstdc++6 libyaml-cpp libssl3 libspdlog; do
   [[ "$depends" == *"$dep"* ]] || fail "Depends lacks $dep: $depends"
@@ -193,7 +194,9 @@ with confcast.Subscriber(sys.argv[1]) as sub:
     model = sub.get("llm.model")
     print(confcast.__file__)
     print(open("/proc/self/maps").read().count("/usr/lib/libconfcast.so.0"))
-    print(model)' "$SEGMENT" 2>&1
+    print(model)
+    with sub.pin() as snap:
+        print(type(sub.pin()).__module__, native.library().pin_extension, sub.ledger_entry()["held"])' "$SEGMENT" 2>&1
 }
 mapfile -t py < <(read_with_debian_python)
 expect_eq "/usr/bin/python3 imports the packaged confcast" \
@@ -204,6 +207,8 @@ else
   fail "it did not map /usr/lib/libconfcast.so.0: ${py[*]}"
 fi
 expect_eq "/usr/bin/python3 reads llm.model" "packaged-1" "${py[2]:-}"
+expect_eq "its pin() is the packaged C one, and holds" \
+  "confcast._pin /usr/lib/python3/dist-packages/confcast/_pin.abi3.so 1" "${py[3]:-}"
 
 # ExecReload: the unit's own command, with $MAINPID.
 sed -i 's/^  model: packaged-1 /  model: packaged-2 /' "/etc/confcast/$NAME.yaml"
@@ -283,11 +288,13 @@ with confcast.Subscriber(sys.argv[1]) as sub:
         sys.exit("nothing published within 10 s")
     print(confcast.__file__)
     print(native.library().path)
-    print(sub.get("llm.model"))' "$SHM_SEGMENT") >"$WORK/venv-read" 2>&1 || { cat "$WORK/venv-read" "$WORK/venv-publisher.log" >&2; }
+    print(sub.get("llm.model"))
+    print(native.library().pin_extension)' "$SHM_SEGMENT") >"$WORK/venv-read" 2>&1 || { cat "$WORK/venv-read" "$WORK/venv-publisher.log" >&2; }
 mapfile -t py <"$WORK/venv-read"
 expect_eq "the venv imports its own confcast" "$site/confcast/__init__.py" "${py[0]:-}"
 expect_eq "it loads the library inside the package" "$site/confcast/libconfcast.so" "${py[1]:-}"
 expect_eq "it reads the live segment" "from-venv" "${py[2]:-}"
+expect_eq "its pin() is the C one inside the package" "$site/confcast/_pin.abi3.so" "${py[3]:-}"
 stop "$VENV_PUBLISHER_PID"
 VENV_PUBLISHER_PID=""
 

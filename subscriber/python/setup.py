@@ -1,5 +1,9 @@
 """Builds the confcast Python package with its own copy of libconfcast.so.
 
+With it goes confcast._pin (_pin.abi3.so, pin()'s C fast path), when the
+interpreter's headers are installed (Debian: python3-dev); without them the
+package's pin() is pure Python.
+
 The C library comes from this repository's top-level CMake project, built
 reader-only (no publisher, tests or benchmarks: a C++17 compiler, CMake and
 Boost's headers are all it needs), and is copied into the package directory,
@@ -19,6 +23,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 from setuptools import setup
@@ -58,9 +63,11 @@ class BuildWithLibrary(build_py):
             "-DCONFCAST_BUILD_TESTS=OFF",
             "-DCONFCAST_BUILD_BENCH=OFF",
             "-DCONFCAST_INSTALL=OFF",
+            f"-DPython3_EXECUTABLE={sys.executable}",
         ]
         jobs = os.environ.get("CMAKE_BUILD_PARALLEL_LEVEL") or str(min(os.cpu_count() or 1, 4))
-        build = ["cmake", "--build", str(cmake_dir), "--target", "confcast", "--parallel", jobs]
+        build = ["cmake", "--build", str(cmake_dir), "--target", "confcast", "confcast_python_pin",
+                 "--parallel", jobs]
         for command in (configure, build):
             try:
                 subprocess.run(command, check=True)
@@ -73,6 +80,10 @@ class BuildWithLibrary(build_py):
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(built, target)
         os.chmod(target, 0o755)
+        pin = cmake_dir / "subscriber" / "_pin.abi3.so"
+        if pin.is_file():  # else no Python headers: the target only said so
+            shutil.copyfile(pin, target.parent / pin.name)
+            os.chmod(target.parent / pin.name, 0o755)
 
 
 class BinaryDistribution(Distribution):

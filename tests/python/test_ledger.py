@@ -40,7 +40,7 @@ WORKER = r"""
 import json, sys, confcast
 sub = confcast.Subscriber(sys.argv[1])
 pins = []
-print(json.dumps({"ready": sub.snapshot().version}), flush=True)
+print(json.dumps({"ready": sub.snapshot().version, "pin": type(sub.pin()).__module__}), flush=True)
 for line in sys.stdin:
     command = line.strip()
     if command == "pin":
@@ -79,6 +79,9 @@ def package_others_can_load():
                         ignore=shutil.ignore_patterns("__pycache__"))
         library = os.path.join(root, "libconfcast.so")
         shutil.copyfile(os.environ["CONFCAST_LIBRARY"], library)
+        pin = Path(os.environ["CONFCAST_LIBRARY"]).parent / "_pin.abi3.so"  # pin()'s C fast path, beside it
+        if pin.is_file():
+            shutil.copyfile(pin, os.path.join(root, pin.name))
         for directory, _, files in os.walk(root):
             os.chmod(directory, 0o755)
             for name in files:
@@ -99,7 +102,9 @@ class Worker:
                                         env={**os.environ, "PYTHONPATH": str(PYTHON_PACKAGE_DIR), **(env or {})},
                                         cwd="/")
         self.pid = self.process.pid
-        self.ready = self._answer()["ready"]
+        started = self._answer()
+        self.ready = started["ready"]
+        self.pin_implementation = started["pin"]  # confcast._pin (C) or confcast.subscriber (Python)
 
     def _answer(self) -> dict:
         line = self.process.stdout.readline()
@@ -170,9 +175,17 @@ def workers_version(segment: str) -> int:
     return json.loads(done.stdout)["version"] if done.returncode == 0 else 0
 
 
-def test_python_workers_hold_and_release_and_the_gate_waits_for_them(publisher, configmap, workers_started):
-    a = workers_started(publisher.segment)
-    b = workers_started(publisher.segment)
+# pin() in C (confcast._pin, what the build gives) and in pure Python ($CONFCAST_PURE_PYTHON).
+PIN_IMPLEMENTATIONS = [pytest.param({}, "confcast._pin", id="c-pin"),
+                       pytest.param({"CONFCAST_PURE_PYTHON": "1"}, "confcast.subscriber", id="python-pin")]
+
+
+@pytest.mark.parametrize("env, implementation", PIN_IMPLEMENTATIONS)
+def test_python_workers_hold_and_release_and_the_gate_waits_for_them(publisher, configmap, workers_started, env,
+                                                                     implementation):
+    a = workers_started(publisher.segment, env=env)
+    b = workers_started(publisher.segment, env=env)
+    assert a.pin_implementation == b.pin_implementation == implementation
     listed = workers(publisher.segment)
     assert listed[a.pid] == {"pid": a.pid, "version": 1, "oldest_held": None, "held": 0}
     assert listed[b.pid]["held"] == 0
@@ -205,8 +218,11 @@ def test_python_workers_hold_and_release_and_the_gate_waits_for_them(publisher, 
     assert b.do("entry")["entry"]["oldest_held"] == 2
 
 
-def test_a_worker_killed_while_it_holds_drops_out_within_two_seconds(publisher, configmap, workers_started):
-    holder = workers_started(publisher.segment)
+@pytest.mark.parametrize("env, implementation", PIN_IMPLEMENTATIONS)
+def test_a_worker_killed_while_it_holds_drops_out_within_two_seconds(publisher, configmap, workers_started, env,
+                                                                     implementation):
+    holder = workers_started(publisher.segment, env=env)
+    assert holder.pin_implementation == implementation
     holder.do("pin")
     publish(configmap, publisher, "gpt-next", 2)
     assert ctl(publisher.segment, "wait", "--converged", "--timeout", "0.2").returncode == 1
@@ -358,6 +374,7 @@ def test_a_worker_of_another_user_registers_and_cannot_touch_other_entries(publi
         root_worker = workers_started(segment)
         other = workers_started(segment, user=NOBODY,
                                 env={"CONFCAST_SEGMENT_OWNER": "0", **package_others_can_load})
+        assert other.pin_implementation == "confcast._pin"
         other.do("pin")
         listed = workers(segment)
         assert listed[other.pid]["held"] == 1 and listed[root_worker.pid]["held"] == 0

@@ -10,6 +10,13 @@ silent stack corruption. The library is looked up, in order:
 3. the dynamic loader's search path (``ctypes.util.find_library("confcast")``,
    then ``libconfcast.so`` as the loader resolves it).
 
+``Subscriber.pin()`` has a C fast path, the extension module ``confcast._pin``
+(``_pin.abi3.so``, built from subscriber/python/extension/pin.c). It is looked
+for in the package directory, then beside the library when that was loaded by
+an absolute path (a build tree), and bound to that library's functions; when
+it is missing, or ``$CONFCAST_PURE_PYTHON`` is set, pin() is pure Python
+(same behaviour, about three times the cost).
+
 Threading: the library is loaded once, on first use, under a lock; the loaded
 ``Library`` is immutable afterwards and shared by every thread. ``CDLL``
 releases the GIL around each foreign call, which is what lets ``wait()``
@@ -20,6 +27,8 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import importlib.util
+import logging
 import os
 import threading
 from pathlib import Path
@@ -30,6 +39,11 @@ OK = 0
 ERR_TRUNCATED = -7
 
 DEFAULT_SEGMENT = "holmesgpt-config"
+
+PIN_EXTENSION = "_pin.abi3.so"
+PIN_PROTOCOL = 1  # the attributes pin.c reads; it must say the same
+
+_log = logging.getLogger("confcast")
 
 
 class Info(ctypes.Structure):
@@ -98,6 +112,8 @@ class Library:
         self.release_fast = fast.confcast_release
         for fn in (self.hold_fast, self.release_fast):
             fn.restype = ctypes.c_int
+        # The C Pin type, or None: Subscriber.pin() then uses its Python one.
+        self.pin_type, self.pin_extension = _bind_pin_extension(path, cdll)
 
     def message(self, status: int) -> str:
         text = self.strerror(status)
@@ -115,6 +131,32 @@ class Library:
                 message += f" ({os.strerror(err.errno)})"
                 err.args = (message,)
         return err
+
+
+def _bind_pin_extension(library_path: str, cdll: ctypes.CDLL) -> tuple[type | None, str | None]:
+    """confcast._pin's Pin bound to this library's hold and release, and the file it came from."""
+    if os.environ.get("CONFCAST_PURE_PYTHON"):
+        return None, None
+    places = [Path(__file__).resolve().parent / PIN_EXTENSION]
+    if os.path.isabs(library_path):  # never a name the loader resolved: that could be the working directory
+        places.append(Path(library_path).resolve().parent / PIN_EXTENSION)
+    for place in places:
+        if not place.is_file():
+            continue
+        try:
+            spec = importlib.util.spec_from_file_location("confcast._pin", place)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            if getattr(module, "PROTOCOL", None) != PIN_PROTOCOL:
+                raise ImportError(f"protocol {getattr(module, 'PROTOCOL', None)}, this package needs {PIN_PROTOCOL}")
+            address = ctypes.cast
+            module.bind(address(cdll.confcast_hold, ctypes.c_void_p).value,
+                        address(cdll.confcast_release, ctypes.c_void_p).value)
+        except (ImportError, OSError) as exc:
+            _log.warning("confcast: not using %s (%s); pin() stays pure Python", place, exc)
+            continue
+        return module.Pin, str(place)
+    return None, None
 
 
 def _candidates() -> list[str]:

@@ -121,7 +121,8 @@ def _os_open_error(exc: OSError, lib, segment: str, path: str) -> ConfcastError:
 class OpenSegment:
     """One open segment file: its fd, identity, C handle and header words - all of one inode."""
 
-    __slots__ = ("fd", "path", "dev", "ino", "handle", "version_words")
+    # address: the handle as an int, 0 once it is freed or forgotten (for the C pin(), confcast._pin).
+    __slots__ = ("fd", "path", "dev", "ino", "handle", "address", "version_words")
 
     def __init__(self, fd: int, path: str, st: os.stat_result, handle: ctypes.c_void_p, version_words) -> None:
         self.fd = fd
@@ -129,6 +130,7 @@ class OpenSegment:
         self.dev = st.st_dev
         self.ino = st.st_ino
         self.handle = handle
+        self.address = handle.value or 0
         self.version_words = version_words
 
     def name_moved(self) -> bool:
@@ -143,6 +145,7 @@ class OpenSegment:
     def close(self, lib) -> None:
         """Frees everything; only when no thread can be inside a C call with ``handle``."""
         handle, self.handle = self.handle, None
+        self.address = 0
         words, self.version_words = self.version_words, None
         fd, self.fd = self.fd, -1
         try:
@@ -158,6 +161,7 @@ class OpenSegment:
     def abandon(self) -> None:
         """Forgets everything without freeing the C handle (a thread may still be inside it)."""
         self.handle = None
+        self.address = 0
         self.version_words = None
         self.fd = -1
 

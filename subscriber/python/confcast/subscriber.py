@@ -134,6 +134,8 @@ class _ReopenWords:
 class Pin:
     """The context of ``Subscriber.pin()``: enters with the held ``Snapshot``, releases on exit.
 
+    This is the pure-Python one; ``confcast._pin.Pin`` (subscriber/python/extension/pin.c) does the
+    same in C at about a third of the cost and is used whenever it is found (see ``_native``).
     Runs on every request of the ASGI middleware, so the common case is written out inline (each
     Python call saved is tens of nanoseconds); ``Subscriber._hold_current`` is the general path.
     """
@@ -200,6 +202,7 @@ class Subscriber:
 
     def __init__(self, segment: str | None = None, *, wait_timeout: float | None = None) -> None:
         self._lib = _native.library()
+        self._pin_type = self._lib.pin_type or Pin  # C when confcast._pin was found
         self.segment = _native.resolve_segment(segment)
         self._seg: OpenSegment | None = None
         self._handle: ctypes.c_void_p | None = None
@@ -474,7 +477,7 @@ class Subscriber:
         The ASGI middleware pins each request so. Costs one hold and one release through the C
         library (see ``bench/python_config_access.py``); the snapshot itself is ``snapshot()``'s.
         """
-        return Pin(self)
+        return self._pin_type(self)
 
     def ledger_entry(self) -> dict | None:
         """This process's entry in the segment's worker ledger (``pid``, ``version`` read,
