@@ -1,8 +1,10 @@
 #include "reloader.hpp"
 
+#include <sys/stat.h>
 #include <time.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <map>
 
@@ -124,6 +126,7 @@ ReloadOutcome Reloader::ReloadOrThrow(Trigger trigger, double started) {
   rejected_key_.reset();
   if (trigger == Trigger::kStartup && segment_.ActiveEquals(snap.words.data(), snap.words.size(), file.sha256)) {
     published_sha256_ = file.sha256;
+    WarnIfOthersCanReadSecrets(valid.config);
     published_config_ = std::move(valid.config);
     published_secret_paths_ = std::move(secret_paths);
     const uint64_t version = segment_.version();
@@ -145,9 +148,28 @@ ReloadOutcome Reloader::ReloadOrThrow(Trigger trigger, double started) {
   metrics_.OnPublish(version, static_cast<double>(now_ns) * 1e-9, duration);
   published_sha256_ = file.sha256;
   LogChanges(version, file.sha256_hex, trigger, valid.config, secret_paths);
+  WarnIfOthersCanReadSecrets(valid.config);
   published_config_ = std::move(valid.config);
   published_secret_paths_ = std::move(secret_paths);
   return {ReloadOutcome::Kind::kPublished, version, std::nullopt};
+}
+
+void Reloader::WarnIfOthersCanReadSecrets(const nlohmann::json& config) {
+  // Readers check who wrote the segment, not who reads it: its mode alone
+  // decides who sees every value in it, secrets included.
+  if ((segment_.mode() & S_IROTH) == 0) return;
+  const std::vector<std::string> set = SetSecretPaths(schema_, config);
+  if (set.empty()) return;
+  std::string paths;
+  for (const std::string& path : set) paths += (paths.empty() ? "" : ", ") + path;
+  char mode[8];
+  std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(segment_.mode()));
+  LogEvent(spdlog::level::warn,
+           "the segment " + segment_.location() + " is readable by every local user (mode " + mode +
+               ") and holds secret values (" + paths +
+               "): any user of this host can read them; give the workers the publisher's group and "
+               "use --segment-mode 0640",
+           {{"segment", segment_.location()}, {"mode", std::string(mode)}, {"secret_paths", paths}});
 }
 
 void Reloader::LogFileSet(const ConfigSources& sources) {

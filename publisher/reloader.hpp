@@ -61,6 +61,7 @@ class Reloader {
   ReloadOutcome Reject(const ConfigError& error, const std::array<unsigned char, 32>& content_key,
                        double started_seconds);
   void LogFileSet(const ConfigSources& sources);
+  void WarnIfOthersCanReadSecrets(const nlohmann::json& config);
   void LogChanges(uint64_t version, const std::string& sha256_hex, Trigger trigger, const nlohmann::json& next,
                   const std::vector<std::string>& next_secret_paths);
 

@@ -85,6 +85,9 @@ std::variant<ValidatedConfig, ConfigError> ParseAndValidate(std::string_view byt
 // secret: each topmost one (everything below it is secret too), for the
 // snapshot to record (snapshot::BuildSnapshotWithin) and the logs to redact.
 std::vector<std::string> SecretPaths(const Schema& schema, const nlohmann::json& config);
+// The same, without the secrets that are null (not set): what a reader of
+// the segment would learn.
+std::vector<std::string> SetSecretPaths(const Schema& schema, const nlohmann::json& config);
 
 // What a log line shows for a value: the value, or "<secret>".
 inline constexpr const char* kRedacted = "<secret>";

@@ -556,6 +556,15 @@ TEST(SecretFields, TheBuiltInApiKeyIsSecretAndNullByDefault) {
   EXPECT_TRUE(ValidOk("log_level: info\n").config["llm"]["api_key"].is_null());
 }
 
+TEST(SecretFields, OnlySecretsThatHoldAValueCountAsSet) {
+  // What a reader of the segment would learn: a null (unset) key tells nothing.
+  const Schema& schema = Schema::HolmesGpt();
+  EXPECT_EQ(SetSecretPaths(schema, ValidOk("log_level: info\n").config), std::vector<std::string>{});
+  EXPECT_EQ(SecretPaths(schema, ValidOk("log_level: info\n").config), std::vector<std::string>{"llm.api_key"});
+  EXPECT_EQ(SetSecretPaths(schema, ValidOk("llm: {api_key: sk-live-1234}\n").config),
+            std::vector<std::string>{"llm.api_key"});
+}
+
 TEST(SecretFields, ASecretMapMakesEverythingBelowItSecretWhereverItIsMatched) {
   const Schema schema = LoadSchema(
       "fields:\n"

@@ -553,17 +553,19 @@ namespace confcast::publisher {
 namespace {
 
 void CollectSecretPaths(const schema_detail::SchemaNode* schema, const nlohmann::json& value, const std::string& path,
-                        std::vector<std::string>* out) {
+                        bool set_only, std::vector<std::string>* out) {
   if (schema == nullptr) return;
   if (schema->secret) {
-    out->push_back(path);
+    if (!set_only || !value.is_null()) out->push_back(path);
     return;
   }
   if (value.is_object()) {
-    for (const auto& [key, child] : value.items()) CollectSecretPaths(schema->Match(key), child, JoinPath(path, key), out);
+    for (const auto& [key, child] : value.items()) {
+      CollectSecretPaths(schema->Match(key), child, JoinPath(path, key), set_only, out);
+    }
   } else if (value.is_array()) {
     for (size_t i = 0; i < value.size(); ++i) {
-      CollectSecretPaths(schema->wildcard.get(), value[i], JoinPath(path, std::to_string(i)), out);
+      CollectSecretPaths(schema->wildcard.get(), value[i], JoinPath(path, std::to_string(i)), set_only, out);
     }
   }
 }
@@ -572,7 +574,13 @@ void CollectSecretPaths(const schema_detail::SchemaNode* schema, const nlohmann:
 
 std::vector<std::string> SecretPaths(const Schema& schema, const nlohmann::json& config) {
   std::vector<std::string> paths;
-  CollectSecretPaths(&schema.root(), config, "", &paths);
+  CollectSecretPaths(&schema.root(), config, "", false, &paths);
+  return paths;
+}
+
+std::vector<std::string> SetSecretPaths(const Schema& schema, const nlohmann::json& config) {
+  std::vector<std::string> paths;
+  CollectSecretPaths(&schema.root(), config, "", true, &paths);
   return paths;
 }
 

@@ -63,6 +63,7 @@ class SegmentWriter {
 
   // Where the segment lives, for messages: "/dev/shm/NAME" or the path.
   const std::string& location() const { return location_; }
+  mode_t mode() const { return mode_; }
   bool adopted() const { return adopted_; }        // an earlier publisher's segment was reused
   // The segment under the name has another shape; the first Publish() replaces it.
   bool replacement_pending() const { return pending_; }

@@ -158,3 +158,36 @@ def test_redacted_copies_and_leaves_the_snapshot_alone(publisher_binary, tmp_pat
     finally:
         proc.stop()
         remove_segment(segment)
+
+
+def test_a_segment_every_user_can_read_is_warned_about_once_it_holds_a_secret(publisher_binary, tmp_path):
+    # The segment's mode alone decides who reads the secret: 0644 gives it to every local user.
+    segment = unique_segment()
+    configmap = KubeletConfigMap(tmp_path / "configmap", config_with_key("  api_key: null\n"))
+    proc = Publisher(publisher_binary, configmap.path, segment, tmp_path / "publisher.log", "--segment-mode", "0644")
+    try:
+        proc.start().wait_published()
+        assert "readable by every local user" not in proc.log_text()  # no key set: nothing to warn about
+        configmap.update(config_with_key(f"  api_key: {ROTATIONS[0]}\n"))
+        wait_until(lambda: "readable by every local user" in proc.log_text(), 10, "the warning")
+        warning = next(line for line in proc.log_text().splitlines() if "readable by every local user" in line)
+        assert f"/dev/shm/{segment}" in warning and "mode 0644" in warning and "llm.api_key" in warning
+        assert "--segment-mode 0640" in warning
+        assert_no_secret("the warning", warning)
+    finally:
+        proc.stop()
+        remove_segment(segment)
+
+
+def test_the_default_mode_keeps_the_secret_to_the_group_and_says_nothing(publisher_binary, tmp_path):
+    segment = unique_segment()
+    config = tmp_path / "config.yaml"
+    config.write_text(config_with_key(f"  api_key: {ROTATIONS[0]}\n"))
+    proc = Publisher(publisher_binary, config, segment, tmp_path / "publisher.log").start()
+    try:
+        proc.wait_published()
+        assert Path(f"/dev/shm/{segment}").stat().st_mode & 0o777 == 0o640
+        assert "readable by every local user" not in proc.log_text()
+    finally:
+        proc.stop()
+        remove_segment(segment)
