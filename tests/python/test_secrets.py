@@ -138,26 +138,32 @@ def test_a_check_of_a_valid_config_with_a_secret_prints_no_value(publisher_binar
     assert_no_secret("--check", check.stdout + check.stderr)
 
 
-def test_redacted_copies_and_leaves_the_snapshot_alone(publisher_binary, tmp_path):
+@pytest.fixture
+def keyed_publisher(publisher_binary, tmp_path):
+    """A publisher with the default options on a config whose API key is set, once it has published."""
     segment = unique_segment()
     config = tmp_path / "config.yaml"
     config.write_text(config_with_key(f"  api_key: {ROTATIONS[0]}\n"))
     proc = Publisher(publisher_binary, config, segment, tmp_path / "publisher.log").start()
     try:
         proc.wait_published()
-        with confcast.Subscriber(segment) as sub:
-            snap = sub.snapshot()
-            redacted = snap.redacted()
-            redacted["llm"]["model"] = "changed-in-the-copy"  # a plain dict
-            assert snap["llm"]["model"] == "gpt-4o" and snap["llm"]["api_key"] == ROTATIONS[0]
-            assert redacted["toolsets"] == snap.to_dict()["toolsets"]
-            with pytest.raises(confcast.KeyNotFound):
-                snap.is_secret("llm.nope")
-            with pytest.raises(confcast.KeyNotFound):
-                sub.is_secret("llm.nope")
+        yield proc
     finally:
         proc.stop()
         remove_segment(segment)
+
+
+def test_redacted_copies_and_leaves_the_snapshot_alone(keyed_publisher):
+    with confcast.Subscriber(keyed_publisher.segment) as sub:
+        snap = sub.snapshot()
+        redacted = snap.redacted()
+        redacted["llm"]["model"] = "changed-in-the-copy"  # a plain dict
+        assert snap["llm"]["model"] == "gpt-4o" and snap["llm"]["api_key"] == ROTATIONS[0]
+        assert redacted["toolsets"] == snap.to_dict()["toolsets"]
+        with pytest.raises(confcast.KeyNotFound):
+            snap.is_secret("llm.nope")
+        with pytest.raises(confcast.KeyNotFound):
+            sub.is_secret("llm.nope")
 
 
 def test_a_segment_every_user_can_read_is_warned_about_once_it_holds_a_secret(publisher_binary, tmp_path):
@@ -179,15 +185,6 @@ def test_a_segment_every_user_can_read_is_warned_about_once_it_holds_a_secret(pu
         remove_segment(segment)
 
 
-def test_the_default_mode_keeps_the_secret_to_the_group_and_says_nothing(publisher_binary, tmp_path):
-    segment = unique_segment()
-    config = tmp_path / "config.yaml"
-    config.write_text(config_with_key(f"  api_key: {ROTATIONS[0]}\n"))
-    proc = Publisher(publisher_binary, config, segment, tmp_path / "publisher.log").start()
-    try:
-        proc.wait_published()
-        assert Path(f"/dev/shm/{segment}").stat().st_mode & 0o777 == 0o640
-        assert "readable by every local user" not in proc.log_text()
-    finally:
-        proc.stop()
-        remove_segment(segment)
+def test_the_default_mode_keeps_the_secret_to_the_group_and_says_nothing(keyed_publisher):
+    assert Path(f"/dev/shm/{keyed_publisher.segment}").stat().st_mode & 0o777 == 0o640
+    assert "readable by every local user" not in keyed_publisher.log_text()
