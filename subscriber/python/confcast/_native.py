@@ -149,9 +149,8 @@ def _bind_pin_extension(library_path: str, cdll: ctypes.CDLL) -> tuple[type | No
             spec.loader.exec_module(module)
             if getattr(module, "PROTOCOL", None) != PIN_PROTOCOL:
                 raise ImportError(f"protocol {getattr(module, 'PROTOCOL', None)}, this package needs {PIN_PROTOCOL}")
-            address = ctypes.cast
-            module.bind(address(cdll.confcast_hold, ctypes.c_void_p).value,
-                        address(cdll.confcast_release, ctypes.c_void_p).value)
+            module.bind(ctypes.cast(cdll.confcast_hold, ctypes.c_void_p).value,
+                        ctypes.cast(cdll.confcast_release, ctypes.c_void_p).value)
         except (ImportError, OSError) as exc:
             _log.warning("confcast: not using %s (%s); pin() stays pure Python", place, exc)
             continue
