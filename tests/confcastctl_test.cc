@@ -30,10 +30,7 @@ using namespace std::chrono_literals;
 using Confcastctl = PublisherTest;
 
 TEST_F(Confcastctl, GetPrintsStringsBareAndTheRestAsJson) {
-  WriteInPlace(config_, kFullConfig);
-  std::optional<ChildProcess> pub;
-  std::optional<Subscriber> sub;
-  ASSERT_NO_FATAL_FAILURE(StartAndOpen(Options(), &pub, &sub));
+  ASSERT_NO_FATAL_FAILURE(PublishFirst(kFullConfig));
   const std::string seg = segment_.name();
   ProcessResult r = RunCtl(seg, {"get", "llm.model"});
   EXPECT_TRUE(r.status.ExitedWith(0)) << r.Describe();
@@ -46,14 +43,11 @@ TEST_F(Confcastctl, GetPrintsStringsBareAndTheRestAsJson) {
   EXPECT_EQ(r.out, "false\n") << r.Describe();
   r = RunCtl(seg, {"get", "toolsets"});
   EXPECT_TRUE(r.status.ExitedWith(0)) << r.Describe();
-  EXPECT_EQ(nlohmann::json::parse(r.out), nlohmann::json::parse(sub->GetJson("toolsets")));
+  EXPECT_EQ(nlohmann::json::parse(r.out), nlohmann::json::parse(sub_->GetJson("toolsets")));
 }
 
 TEST_F(Confcastctl, ExitCodes) {
-  WriteInPlace(config_, ModelConfig("codes"));
-  std::optional<ChildProcess> pub;
-  std::optional<Subscriber> sub;
-  ASSERT_NO_FATAL_FAILURE(StartAndOpen(Options(), &pub, &sub));
+  ASSERT_NO_FATAL_FAILURE(PublishFirst(ModelConfig("codes")));
   const std::string seg = segment_.name();
 
   ProcessResult r = RunCtl(seg, {"get", "llm.no_such_field"});
@@ -78,11 +72,8 @@ TEST_F(Confcastctl, ExitCodes) {
 }
 
 TEST_F(Confcastctl, WaitReturnsOnANewVersionOrTimesOut) {
-  WriteInPlace(config_, ModelConfig("w1"));
-  std::optional<ChildProcess> pub;
-  std::optional<Subscriber> sub;
-  ASSERT_NO_FATAL_FAILURE(StartAndOpen(Options(), &pub, &sub));
-  const uint64_t v = sub->version();
+  ASSERT_NO_FATAL_FAILURE(PublishFirst(ModelConfig("w1")));
+  const uint64_t v = sub_->version();
   const std::string seg = segment_.name();
 
   const auto started = Clock::now();
@@ -98,7 +89,7 @@ TEST_F(Confcastctl, WaitReturnsOnANewVersionOrTimesOut) {
   ChildProcess waiter = ChildProcess::Spawn({CtlBinary(), "--segment", seg, "wait", "--after", std::to_string(v),
                                              "--timeout", "30"});
   WriteInPlace(config_, ModelConfig("w2"));
-  ASSERT_EQ(WaitForVersionAbove(*sub, v, kEventTimeout), v + 1) << pub->Describe();
+  ASSERT_EQ(WaitForVersionAbove(*sub_, v, kEventTimeout), v + 1) << pub_->Describe();
   const std::optional<ExitStatus> status = waiter.WaitExit(kEventTimeout);
   ASSERT_TRUE(status) << waiter.Describe();
   EXPECT_TRUE(status->ExitedWith(0)) << waiter.Describe();
@@ -106,22 +97,19 @@ TEST_F(Confcastctl, WaitReturnsOnANewVersionOrTimesOut) {
 }
 
 TEST_F(Confcastctl, DumpJsonIsTheWholeVersion) {
-  WriteInPlace(config_, kFullConfig);
-  std::optional<ChildProcess> pub;
-  std::optional<Subscriber> sub;
-  ASSERT_NO_FATAL_FAILURE(StartAndOpen(Options(), &pub, &sub));
+  ASSERT_NO_FATAL_FAILURE(PublishFirst(kFullConfig));
   const ProcessResult r = RunCtl(segment_.name(), {"dump", "--json"});
   ASSERT_TRUE(r.status.ExitedWith(0)) << r.Describe();
   nlohmann::json dump;
   ASSERT_NO_THROW(dump = nlohmann::json::parse(r.out)) << r.out;
-  EXPECT_EQ(dump["version"], sub->version());
+  EXPECT_EQ(dump["version"], sub_->version());
   EXPECT_EQ(dump["sha256"], Sha256Hex(kFullConfig));
-  nlohmann::json published = nlohmann::json::parse(sub->Pin().Json());
+  nlohmann::json published = nlohmann::json::parse(sub_->Pin().Json());
   published["llm"]["api_key"] = "<secret>";  // the one secret field, redacted
   EXPECT_EQ(dump["config"], published);
   const ProcessResult shown = RunCtl(segment_.name(), {"dump", "--json", "--show-secrets"});
   ASSERT_TRUE(shown.status.ExitedWith(0)) << shown.Describe();
-  EXPECT_EQ(nlohmann::json::parse(shown.out)["config"], nlohmann::json::parse(sub->Pin().Json()));
+  EXPECT_EQ(nlohmann::json::parse(shown.out)["config"], nlohmann::json::parse(sub_->Pin().Json()));
   EXPECT_EQ(dump["config"]["llm"]["model"], "gpt-4.1-mini");
   EXPECT_EQ(dump["config"]["llm"]["timeout_seconds"], 45);
   EXPECT_EQ(dump["config"]["custom"]["list"], nlohmann::json::parse("[10, 20, 30]"));
@@ -133,25 +121,22 @@ TEST_F(Confcastctl, DumpJsonIsTheWholeVersion) {
 }
 
 TEST_F(Confcastctl, StatusMaxAgeFollowsTheHeartbeat) {
-  WriteInPlace(config_, ModelConfig("alive"));
-  std::optional<ChildProcess> pub;
-  std::optional<Subscriber> sub;
-  ASSERT_NO_FATAL_FAILURE(StartAndOpen(Options(), &pub, &sub));
+  ASSERT_NO_FATAL_FAILURE(PublishFirst(ModelConfig("alive")));
   const std::string seg = segment_.name();
   auto status_rc = [&] {
     const ProcessResult r = RunCtl(seg, {"status", "--max-age", "1"});
     return r.status.exited ? r.status.code : -1;
   };
 
-  ASSERT_TRUE(WaitUntil([&] { return status_rc() == 0; }, kEventTimeout, 50ms)) << pub->Describe();
+  ASSERT_TRUE(WaitUntil([&] { return status_rc() == 0; }, kEventTimeout, 50ms)) << pub_->Describe();
   const ProcessResult shown = RunCtl(seg, {"status"});
-  EXPECT_NE(shown.out.find("publisher pid:    " + std::to_string(pub->pid())), std::string::npos) << shown.out;
-  EXPECT_NE(shown.out.find(InfoOf(*sub).sha256_hex), std::string::npos) << shown.out;
+  EXPECT_NE(shown.out.find("publisher pid:    " + std::to_string(pub_->pid())), std::string::npos) << shown.out;
+  EXPECT_NE(shown.out.find(InfoOf(*sub_).sha256_hex), std::string::npos) << shown.out;
 
-  ASSERT_TRUE(pub->Signal(SIGSTOP));  // a hung publisher: no more heartbeats
-  ASSERT_TRUE(pub->WaitStopped(kEventTimeout)) << pub->Describe();
+  ASSERT_TRUE(pub_->Signal(SIGSTOP));  // a hung publisher: no more heartbeats
+  ASSERT_TRUE(pub_->WaitStopped(kEventTimeout)) << pub_->Describe();
   EXPECT_TRUE(WaitUntil([&] { return status_rc() == 1; }, kEventTimeout, 100ms)) << "heartbeat never got old";
-  ASSERT_TRUE(pub->Signal(SIGCONT));
+  ASSERT_TRUE(pub_->Signal(SIGCONT));
   EXPECT_TRUE(WaitUntil([&] { return status_rc() == 0; }, kEventTimeout, 50ms)) << "heartbeat never resumed";
 }
 

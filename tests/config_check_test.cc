@@ -25,7 +25,9 @@ using namespace test_support;  // NOLINT: the support library is this file's voc
 
 const milliseconds kTimeout(15000);
 
-class ConfigCheck : public ::testing::Test {
+// PublisherTest for its segment name, and its scratch directory where a test
+// needs a publisher.
+class ConfigCheck : public PublisherTest {
  protected:
   // confcast-publisher --check on a data file, with a segment name that must
   // stay untouched.
@@ -33,7 +35,6 @@ class ConfigCheck : public ::testing::Test {
     return RunToCompletion({PublisherBinary(), "--check", "--config", file, "--segment", segment_.name(),
                             "--metrics-address", "none"});
   }
-  SegmentGuard segment_{UniqueName("check")};
 };
 
 TEST_F(ConfigCheck, ValidFileExitsZero) {
@@ -88,22 +89,18 @@ TEST_F(ConfigCheck, UnterminatedQuotedScalarIsInvalid) {
 }
 
 TEST_F(ConfigCheck, CheckTouchesNoSegment) {
-  TempDir dir("fault-check");
-  const std::string config = dir / "config.yaml";
-  const std::string log = dir / "publisher.log";
   SegmentGuard absent(UniqueName("check-absent"));
-  WriteViaRename(config, NumberedConfig(2));
-  FirstPublisher first = StartFirstPublisher(config, segment_.name(), log, kTimeout);
+  FirstPublisher first = StartFirst(NumberedConfig(2), kTimeout);
   ASSERT_TRUE(first.reader);
   ASSERT_TRUE(StopCleanly(first.process, kTimeout));  // no heartbeat from here on: the bytes hold still
   const std::string before = ReadFile("/dev/shm/" + segment_.name());
   for (const bool valid : {true, false}) {
-    if (!valid) WriteViaRename(config, "llm: [\n");
+    if (!valid) WriteViaRename(config_, "llm: [\n");
     for (const std::string& name : {segment_.name(), absent.name()}) {
       auto check =
-          ChildProcess::Spawn(PublisherArgs(config, name, {"--capacity", "131072", "--check"}), {.output_path = log});
+          ChildProcess::Spawn(PublisherArgs(config_, name, {"--capacity", "131072", "--check"}), {.output_path = log_});
       ASSERT_TRUE(check.WaitExit(kTimeout));
-      EXPECT_EQ(check.exit_code(), valid ? 0 : 1) << ReadFile(log);
+      EXPECT_EQ(check.exit_code(), valid ? 0 : 1) << ReadFile(log_);
     }
   }
   EXPECT_TRUE(ReadFile("/dev/shm/" + segment_.name()) == before) << "--check wrote into the segment";

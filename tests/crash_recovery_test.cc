@@ -44,52 +44,48 @@ using namespace std::chrono_literals;
 using PublisherRestart = PublisherTest;
 
 TEST_F(PublisherRestart, SigkilledPublisherIsReplacedAndOpenReadersFollow) {
-  WriteInPlace(config_, ModelConfig("gen-1"));
-  std::optional<ChildProcess> first;
-  std::optional<Subscriber> sub;  // opened before the kill, never reopened
-  ASSERT_NO_FATAL_FAILURE(StartAndOpen(Options(), &first, &sub));
+  ASSERT_NO_FATAL_FAILURE(PublishFirst(ModelConfig("gen-1")));  // sub_: opened before the kill, never reopened
+  ChildProcess& first = *pub_;
   WriteInPlace(config_, ModelConfig("gen-2"));
-  const uint64_t v = WaitForVersionAbove(*sub, 1, kEventTimeout);
-  ASSERT_EQ(v, 2u) << first->Describe();
+  const uint64_t v = WaitForVersionAbove(*sub_, 1, kEventTimeout);
+  ASSERT_EQ(v, 2u) << first.Describe();
 
-  ASSERT_TRUE(first->Signal(SIGKILL));
-  ASSERT_TRUE(first->WaitExit(kEventTimeout));
+  ASSERT_TRUE(first.Signal(SIGKILL));
+  ASSERT_TRUE(first.WaitExit(kEventTimeout));
   WriteInPlace(config_, ModelConfig("gen-3"));  // changed while no publisher runs
   ChildProcess second = StartPublisher(Options());
 
-  ASSERT_EQ(WaitForVersionAbove(*sub, v, kEventTimeout), v + 1) << second.Describe();
-  EXPECT_EQ(sub->GetString("llm.model"), "gen-3");
-  EXPECT_EQ(InfoOf(*sub).publisher_pid, second.pid());
+  ASSERT_EQ(WaitForVersionAbove(*sub_, v, kEventTimeout), v + 1) << second.Describe();
+  EXPECT_EQ(sub_->GetString("llm.model"), "gen-3");
+  EXPECT_EQ(InfoOf(*sub_).publisher_pid, second.pid());
   EXPECT_TRUE(second.WaitForStderr("adopted=true", kEventTimeout)) << second.Describe();
 
   WriteInPlace(config_, ModelConfig("gen-4"));  // and it keeps watching
-  ASSERT_EQ(WaitForVersionAbove(*sub, v + 1, kEventTimeout), v + 2) << second.Describe();
-  EXPECT_EQ(sub->GetString("llm.model"), "gen-4");
+  ASSERT_EQ(WaitForVersionAbove(*sub_, v + 1, kEventTimeout), v + 2) << second.Describe();
+  EXPECT_EQ(sub_->GetString("llm.model"), "gen-4");
 }
 
 TEST_F(PublisherRestart, SameConfigIsAdoptedWithoutANewVersion) {
-  WriteInPlace(config_, ModelConfig("gen-1"));
-  std::optional<ChildProcess> first;
-  std::optional<Subscriber> sub;
-  ASSERT_NO_FATAL_FAILURE(StartAndOpen(Options(), &first, &sub));
+  ASSERT_NO_FATAL_FAILURE(PublishFirst(ModelConfig("gen-1")));
+  ChildProcess& first = *pub_;
   WriteInPlace(config_, ModelConfig("gen-2"));
-  const uint64_t v = WaitForVersionAbove(*sub, 1, kEventTimeout);
-  ASSERT_EQ(v, 2u) << first->Describe();
-  const std::string sha = InfoOf(*sub).sha256_hex;
-  ASSERT_TRUE(first->Signal(SIGKILL));
-  ASSERT_TRUE(first->WaitExit(kEventTimeout));
+  const uint64_t v = WaitForVersionAbove(*sub_, 1, kEventTimeout);
+  ASSERT_EQ(v, 2u) << first.Describe();
+  const std::string sha = InfoOf(*sub_).sha256_hex;
+  ASSERT_TRUE(first.Signal(SIGKILL));
+  ASSERT_TRUE(first.WaitExit(kEventTimeout));
 
   ChildProcess second = StartPublisher(Options());
   ASSERT_TRUE(second.WaitForStderr("segment already holds this config", kEventTimeout)) << second.Describe();
-  const confcast_info info = InfoOf(*sub);
+  const confcast_info info = InfoOf(*sub_);
   EXPECT_EQ(info.version, v);
   EXPECT_EQ(std::string(info.sha256_hex), sha);
   EXPECT_EQ(info.publisher_pid, second.pid());
-  EXPECT_EQ(sub->GetString("llm.model"), "gen-2");
+  EXPECT_EQ(sub_->GetString("llm.model"), "gen-2");
 
   WriteInPlace(config_, ModelConfig("gen-3"));
-  ASSERT_EQ(WaitForVersionAbove(*sub, v, kEventTimeout), v + 1) << second.Describe();
-  EXPECT_EQ(sub->GetString("llm.model"), "gen-3");
+  ASSERT_EQ(WaitForVersionAbove(*sub_, v, kEventTimeout), v + 1) << second.Describe();
+  EXPECT_EQ(sub_->GetString("llm.model"), "gen-3");
 }
 
 // SIGKILL while publishing, repeatedly, with a reader process checking every read.
@@ -357,14 +353,11 @@ TEST_F(CrashRecovery, SigkillWhilePublishingNeverHangsOrTearsAReader) {
 TEST_F(CrashRecovery, InvariantCheckCatchesADisagreement) {
   std::string config = StressConfig(7);
   config.replace(config.find("  b: 7"), 6, "  b: 8");
-  WriteInPlace(config_, config);
-  std::optional<ChildProcess> pub;
-  std::optional<Subscriber> sub;
-  ASSERT_NO_FATAL_FAILURE(StartAndOpen(Options(), &pub, &sub));
-  EXPECT_FALSE(StressFieldsAgree(sub->Pin()));
+  ASSERT_NO_FATAL_FAILURE(PublishFirst(config));
+  EXPECT_FALSE(StressFieldsAgree(sub_->Pin()));
   WriteInPlace(config_, StressConfig(8));
-  ASSERT_EQ(WaitForVersionAbove(*sub, 1, kEventTimeout), 2u) << pub->Describe();
-  EXPECT_TRUE(StressFieldsAgree(sub->Pin()));
+  ASSERT_EQ(WaitForVersionAbove(*sub_, 1, kEventTimeout), 2u) << pub_->Describe();
+  EXPECT_TRUE(StressFieldsAgree(sub_->Pin()));
 }
 
 }  // namespace

@@ -38,28 +38,22 @@ using namespace std::chrono_literals;
 using FileChangeDetection = PublisherTest;
 
 TEST_F(FileChangeDetection, DetectsChange) {
-  WriteInPlace(config_, ModelConfig("before"));
-  std::optional<ChildProcess> pub;
-  std::optional<Subscriber> sub;
-  ASSERT_NO_FATAL_FAILURE(StartAndOpen(Options(), &pub, &sub));
-  const uint64_t v = sub->version();
+  ASSERT_NO_FATAL_FAILURE(PublishFirst(ModelConfig("before")));
+  const uint64_t v = sub_->version();
 
   WriteInPlace(config_, ModelConfig("after"));
-  ASSERT_EQ(WaitForVersionAbove(*sub, v, kEventTimeout), v + 1) << pub->Describe();
-  EXPECT_EQ(sub->GetString("llm.model"), "after");
+  ASSERT_EQ(WaitForVersionAbove(*sub_, v, kEventTimeout), v + 1) << pub_->Describe();
+  EXPECT_EQ(sub_->GetString("llm.model"), "after");
   confcast_info info;
-  EXPECT_TRUE(WaitForInfo(*sub, [](const confcast_info& i) { return i.reload_total >= 2; }, kEventTimeout, &info));
+  EXPECT_TRUE(WaitForInfo(*sub_, [](const confcast_info& i) { return i.reload_total >= 2; }, kEventTimeout, &info));
   EXPECT_EQ(info.reload_total, 2u);
 }
 
 TEST_F(FileChangeDetection, DebouncesRapidChanges) {
-  WriteInPlace(config_, ModelConfig("m-0"));
   PublisherOptions o = Options();
   o.debounce_ms = 300;
-  std::optional<ChildProcess> pub;
-  std::optional<Subscriber> sub;
-  ASSERT_NO_FATAL_FAILURE(StartAndOpen(o, &pub, &sub));
-  const uint64_t v = sub->version();
+  ASSERT_NO_FATAL_FAILURE(PublishFirst(ModelConfig("m-0"), o));
+  const uint64_t v = sub_->version();
 
   // 20 distinct contents, a few ms apart: every gap is far inside the 300 ms
   // trailing window, so they must coalesce into one reload of the last one.
@@ -79,55 +73,49 @@ TEST_F(FileChangeDetection, DebouncesRapidChanges) {
                  << " ms between two writes: the burst did not fit the debounce window";
   }
 
-  ASSERT_EQ(WaitForVersionAbove(*sub, v, kEventTimeout), v + 1) << pub->Describe();
-  EXPECT_EQ(sub->GetString("llm.model"), "m-20");
-  const confcast_info info = InfoOf(*sub);
+  ASSERT_EQ(WaitForVersionAbove(*sub_, v, kEventTimeout), v + 1) << pub_->Describe();
+  EXPECT_EQ(sub_->GetString("llm.model"), "m-20");
+  const confcast_info info = InfoOf(*sub_);
   // Trailing edge: published only after 300 ms of quiet after the last write.
   EXPECT_GE(info.published_unix_ns - last_write_unix_ns, 290'000'000) << "published too early";
   // And nothing more follows (another version would come within one window).
-  EXPECT_TRUE(NoVersionAbove(*sub, v + 1, 700ms)) << pub->Describe();
-  EXPECT_EQ(InfoOf(*sub).reload_total, 2u);
+  EXPECT_TRUE(NoVersionAbove(*sub_, v + 1, 700ms)) << pub_->Describe();
+  EXPECT_EQ(InfoOf(*sub_).reload_total, 2u);
 }
 
 TEST_F(FileChangeDetection, TracksHash) {
   const std::string content = ModelConfig("same");
-  WriteInPlace(config_, content);
   PublisherOptions o = Options();
   o.log_level = "debug";  // "file event: unchanged" tells when each no-op reload is done
-  std::optional<ChildProcess> pub;
-  std::optional<Subscriber> sub;
-  ASSERT_NO_FATAL_FAILURE(StartAndOpen(o, &pub, &sub));
-  const uint64_t v = sub->version();
+  ASSERT_NO_FATAL_FAILURE(PublishFirst(content, o));
+  const uint64_t v = sub_->version();
   constexpr std::string_view kUnchanged = "file event: unchanged (sha256 ";
 
   WriteInPlace(config_, content);  // identical bytes, in place
-  ASSERT_TRUE(pub->WaitForStderr(kUnchanged, kEventTimeout, 1)) << pub->Describe();
+  ASSERT_TRUE(pub_->WaitForStderr(kUnchanged, kEventTimeout, 1)) << pub_->Describe();
   ASSERT_EQ(utimensat(AT_FDCWD, config_.c_str(), nullptr, 0), 0);  // touch
-  ASSERT_TRUE(pub->WaitForStderr(kUnchanged, kEventTimeout, 2)) << pub->Describe();
+  ASSERT_TRUE(pub_->WaitForStderr(kUnchanged, kEventTimeout, 2)) << pub_->Describe();
   WriteViaRename(config_, content);  // an editor saving an unmodified buffer
-  ASSERT_TRUE(pub->WaitForStderr(kUnchanged, kEventTimeout, 3)) << pub->Describe();
+  ASSERT_TRUE(pub_->WaitForStderr(kUnchanged, kEventTimeout, 3)) << pub_->Describe();
 
-  EXPECT_EQ(sub->version(), v);
-  EXPECT_EQ(InfoOf(*sub).reload_total, 1u);
+  EXPECT_EQ(sub_->version(), v);
+  EXPECT_EQ(InfoOf(*sub_).reload_total, 1u);
   // The proof that nothing was published in between: the next real change is exactly +1.
   WriteInPlace(config_, ModelConfig("different"));
-  ASSERT_EQ(WaitForVersionAbove(*sub, v, kEventTimeout), v + 1) << pub->Describe();
-  EXPECT_EQ(sub->GetString("llm.model"), "different");
+  ASSERT_EQ(WaitForVersionAbove(*sub_, v, kEventTimeout), v + 1) << pub_->Describe();
+  EXPECT_EQ(sub_->GetString("llm.model"), "different");
 }
 
 // The four ways a config file really changes.
 TEST_F(FileChangeDetection, InPlaceWrite) {
-  WriteInPlace(config_, ModelConfig("v1"));
-  std::optional<ChildProcess> pub;
-  std::optional<Subscriber> sub;
-  ASSERT_NO_FATAL_FAILURE(StartAndOpen(Options(), &pub, &sub));
+  ASSERT_NO_FATAL_FAILURE(PublishFirst(ModelConfig("v1")));
   struct stat before;
   ASSERT_EQ(stat(config_.c_str(), &before), 0);
   for (int i = 2; i <= 4; ++i) {
-    const uint64_t v = sub->version();
+    const uint64_t v = sub_->version();
     WriteInPlace(config_, ModelConfig("v" + std::to_string(i)));  // O_TRUNC + write + close
-    ASSERT_EQ(WaitForVersionAbove(*sub, v, kEventTimeout), v + 1) << pub->Describe();
-    EXPECT_EQ(sub->GetString("llm.model"), "v" + std::to_string(i));
+    ASSERT_EQ(WaitForVersionAbove(*sub_, v, kEventTimeout), v + 1) << pub_->Describe();
+    EXPECT_EQ(sub_->GetString("llm.model"), "v" + std::to_string(i));
   }
   struct stat after;
   ASSERT_EQ(stat(config_.c_str(), &after), 0);
@@ -135,39 +123,33 @@ TEST_F(FileChangeDetection, InPlaceWrite) {
 }
 
 TEST_F(FileChangeDetection, EditorWriteToTempAndRename) {
-  WriteInPlace(config_, ModelConfig("v1"));
-  std::optional<ChildProcess> pub;
-  std::optional<Subscriber> sub;
-  ASSERT_NO_FATAL_FAILURE(StartAndOpen(Options(), &pub, &sub));
+  ASSERT_NO_FATAL_FAILURE(PublishFirst(ModelConfig("v1")));
   for (int i = 2; i <= 4; ++i) {
-    const uint64_t v = sub->version();
+    const uint64_t v = sub_->version();
     WriteViaRename(config_, ModelConfig("v" + std::to_string(i)));
-    ASSERT_EQ(WaitForVersionAbove(*sub, v, kEventTimeout), v + 1) << pub->Describe();
-    EXPECT_EQ(sub->GetString("llm.model"), "v" + std::to_string(i));
+    ASSERT_EQ(WaitForVersionAbove(*sub_, v, kEventTimeout), v + 1) << pub_->Describe();
+    EXPECT_EQ(sub_->GetString("llm.model"), "v" + std::to_string(i));
   }
-  EXPECT_EQ(InfoOf(*sub).reload_errors_total, 0u) << "a rename never exposes a half-written file";
+  EXPECT_EQ(InfoOf(*sub_).reload_errors_total, 0u) << "a rename never exposes a half-written file";
 }
 
 TEST_F(FileChangeDetection, DeleteThenRecreate) {
-  WriteInPlace(config_, ModelConfig("v1"));
-  std::optional<ChildProcess> pub;
-  std::optional<Subscriber> sub;
-  ASSERT_NO_FATAL_FAILURE(StartAndOpen(Options(), &pub, &sub));
+  ASSERT_NO_FATAL_FAILURE(PublishFirst(ModelConfig("v1")));
   for (uint64_t round = 1; round <= 2; ++round) {
     SCOPED_TRACE("round " + std::to_string(round));
-    const uint64_t v = sub->version();
+    const uint64_t v = sub_->version();
     ASSERT_EQ(::unlink(config_.c_str()), 0);
     // The deletion itself is a (rejected) reload: io, the old version stays.
-    ASSERT_TRUE(WaitUntil([&] { return ErrorsByReason(*sub).io >= round; }, kEventTimeout)) << pub->Describe();
-    EXPECT_EQ(ErrorsByReason(*sub).io, round);
-    EXPECT_EQ(sub->version(), v);
-    EXPECT_EQ(sub->GetString("llm.model"), "v" + std::to_string(round));
-    EXPECT_NE(std::string(InfoOf(*sub).last_error).find(config_), std::string::npos) << InfoOf(*sub).last_error;
-    EXPECT_TRUE(pub->Running()) << pub->Describe();
+    ASSERT_TRUE(WaitUntil([&] { return ErrorsByReason(*sub_).io >= round; }, kEventTimeout)) << pub_->Describe();
+    EXPECT_EQ(ErrorsByReason(*sub_).io, round);
+    EXPECT_EQ(sub_->version(), v);
+    EXPECT_EQ(sub_->GetString("llm.model"), "v" + std::to_string(round));
+    EXPECT_NE(std::string(InfoOf(*sub_).last_error).find(config_), std::string::npos) << InfoOf(*sub_).last_error;
+    EXPECT_TRUE(pub_->Running()) << pub_->Describe();
 
     WriteInPlace(config_, ModelConfig("v" + std::to_string(round + 1)));
-    ASSERT_EQ(WaitForVersionAbove(*sub, v, kEventTimeout), v + 1) << pub->Describe();
-    EXPECT_EQ(sub->GetString("llm.model"), "v" + std::to_string(round + 1));
+    ASSERT_EQ(WaitForVersionAbove(*sub_, v, kEventTimeout), v + 1) << pub_->Describe();
+    EXPECT_EQ(sub_->GetString("llm.model"), "v" + std::to_string(round + 1));
   }
 }
 
@@ -175,20 +157,18 @@ TEST_F(FileChangeDetection, KubeletConfigMapSwap) {
   ConfigMapVolume volume(dir_.MakeDir("configmap"), {{"config.yaml", ModelConfig("cm-0")}});
   PublisherOptions o = Options();
   o.config = volume.PathOf("config.yaml");  // DIR/config.yaml -> ..data/config.yaml
-  std::optional<ChildProcess> pub;
-  std::optional<Subscriber> sub;
-  ASSERT_NO_FATAL_FAILURE(StartAndOpen(o, &pub, &sub));
-  EXPECT_EQ(sub->GetString("llm.model"), "cm-0");
+  ASSERT_NO_FATAL_FAILURE(StartAndOpenReader(o));
+  EXPECT_EQ(sub_->GetString("llm.model"), "cm-0");
   for (int i = 1; i <= 3; ++i) {
-    const uint64_t v = sub->version();
+    const uint64_t v = sub_->version();
     const std::string old_generation = volume.current_generation();
     volume.Update({{"config.yaml", ModelConfig("cm-" + std::to_string(i))}});
     ASSERT_FALSE(PathExists(dir_ / ("configmap/" + old_generation))) << "the old directory is gone";
-    ASSERT_EQ(WaitForVersionAbove(*sub, v, kEventTimeout), v + 1) << pub->Describe();
-    EXPECT_EQ(sub->GetString("llm.model"), "cm-" + std::to_string(i));
+    ASSERT_EQ(WaitForVersionAbove(*sub_, v, kEventTimeout), v + 1) << pub_->Describe();
+    EXPECT_EQ(sub_->GetString("llm.model"), "cm-" + std::to_string(i));
   }
-  EXPECT_EQ(InfoOf(*sub).reload_errors_total, 0u) << pub->Describe();
-  EXPECT_TRUE(pub->Running()) << pub->Describe();
+  EXPECT_EQ(InfoOf(*sub_).reload_errors_total, 0u) << pub_->Describe();
+  EXPECT_TRUE(pub_->Running()) << pub_->Describe();
 }
 
 // --poll-seconds: the safety net for changes inotify does not report.
@@ -203,17 +183,15 @@ TEST_F(FileChangeDetection, RehashFindsAChangeTheWatcherCannotSee) {
   ASSERT_EQ(::link(config_.c_str(), alias.c_str()), 0);
   PublisherOptions o = Options();
   o.poll_seconds = 1;
-  std::optional<ChildProcess> pub;
-  std::optional<Subscriber> sub;
-  ASSERT_NO_FATAL_FAILURE(StartAndOpen(o, &pub, &sub));
-  const uint64_t v = sub->version();
+  ASSERT_NO_FATAL_FAILURE(StartAndOpenReader(o));
+  const uint64_t v = sub_->version();
 
   WriteInPlace(alias, ModelConfig("after"));
   ASSERT_EQ(ReadFile(config_), ModelConfig("after")) << "same inode";
-  ASSERT_EQ(WaitForVersionAbove(*sub, v, kEventTimeout), v + 1) << pub->Describe();
-  EXPECT_EQ(sub->GetString("llm.model"), "after");
-  EXPECT_TRUE(pub->WaitForStderr("trigger=poll", kEventTimeout))
-      << "the version must come from the poll, not from an event; " << pub->Describe();
+  ASSERT_EQ(WaitForVersionAbove(*sub_, v, kEventTimeout), v + 1) << pub_->Describe();
+  EXPECT_EQ(sub_->GetString("llm.model"), "after");
+  EXPECT_TRUE(pub_->WaitForStderr("trigger=poll", kEventTimeout))
+      << "the version must come from the poll, not from an event; " << pub_->Describe();
 }
 
 // --no-watch / HOT_RELOAD_ENABLED=false: no watcher, no poll; SIGHUP still reloads.
@@ -222,7 +200,6 @@ enum class NoWatchBy { kFlag, kEnvironment };
 class WatchDisabled : public PublisherTest, public ::testing::WithParamInterface<NoWatchBy> {};
 
 TEST_P(WatchDisabled, IgnoresChangesUntilSighup) {
-  WriteInPlace(config_, ModelConfig("start"));
   PublisherOptions o = Options();
   o.poll_seconds = 1;  // to show that the poll is off as well
   if (GetParam() == NoWatchBy::kFlag) {
@@ -230,21 +207,19 @@ TEST_P(WatchDisabled, IgnoresChangesUntilSighup) {
   } else {
     o.spawn.env_set["HOT_RELOAD_ENABLED"] = "false";
   }
-  std::optional<ChildProcess> pub;
-  std::optional<Subscriber> sub;
-  ASSERT_NO_FATAL_FAILURE(StartAndOpen(o, &pub, &sub));
-  const uint64_t v = sub->version();
-  EXPECT_TRUE(pub->WaitForStderr("watch=false", kEventTimeout)) << pub->Describe();
+  ASSERT_NO_FATAL_FAILURE(PublishFirst(ModelConfig("start"), o));
+  const uint64_t v = sub_->version();
+  EXPECT_TRUE(pub_->WaitForStderr("watch=false", kEventTimeout)) << pub_->Describe();
 
   WriteInPlace(config_, ModelConfig("changed"));
   // Longer than a poll period plus the debounce: nothing may be published.
-  EXPECT_TRUE(NoVersionAbove(*sub, v, 1600ms)) << pub->Describe();
-  EXPECT_EQ(sub->GetString("llm.model"), "start");
+  EXPECT_TRUE(NoVersionAbove(*sub_, v, 1600ms)) << pub_->Describe();
+  EXPECT_EQ(sub_->GetString("llm.model"), "start");
 
-  ASSERT_TRUE(pub->Signal(SIGHUP));
-  ASSERT_EQ(WaitForVersionAbove(*sub, v, kEventTimeout), v + 1) << pub->Describe();
-  EXPECT_EQ(sub->GetString("llm.model"), "changed");
-  EXPECT_TRUE(pub->Running()) << pub->Describe();
+  ASSERT_TRUE(pub_->Signal(SIGHUP));
+  ASSERT_EQ(WaitForVersionAbove(*sub_, v, kEventTimeout), v + 1) << pub_->Describe();
+  EXPECT_EQ(sub_->GetString("llm.model"), "changed");
+  EXPECT_TRUE(pub_->Running()) << pub_->Describe();
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, WatchDisabled, ::testing::Values(NoWatchBy::kFlag, NoWatchBy::kEnvironment),

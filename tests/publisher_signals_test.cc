@@ -30,23 +30,20 @@ using namespace std::chrono_literals;
 class PublisherStop : public PublisherTest, public ::testing::WithParamInterface<int> {};
 
 TEST_P(PublisherStop, ExitsZeroAndLeavesTheSegmentReadable) {
-  WriteInPlace(config_, ModelConfig("first"));
-  std::optional<ChildProcess> pub;
-  std::optional<Subscriber> sub;
-  ASSERT_NO_FATAL_FAILURE(StartAndOpen(Options(), &pub, &sub));
+  ASSERT_NO_FATAL_FAILURE(PublishFirst(ModelConfig("first")));
   WriteInPlace(config_, ModelConfig("last"));
-  const uint64_t last = WaitForVersionAbove(*sub, 1, kEventTimeout);
-  ASSERT_EQ(last, 2u) << pub->Describe();
+  const uint64_t last = WaitForVersionAbove(*sub_, 1, kEventTimeout);
+  ASSERT_EQ(last, 2u) << pub_->Describe();
 
-  ASSERT_TRUE(pub->Signal(GetParam()));
-  const std::optional<ExitStatus> status = pub->WaitExit(kEventTimeout);
-  ASSERT_TRUE(status) << "still running after " << strsignal(GetParam()) << "; " << pub->Describe();
-  EXPECT_TRUE(status->ExitedWith(0)) << pub->Describe();
+  ASSERT_TRUE(pub_->Signal(GetParam()));
+  const std::optional<ExitStatus> status = pub_->WaitExit(kEventTimeout);
+  ASSERT_TRUE(status) << "still running after " << strsignal(GetParam()) << "; " << pub_->Describe();
+  EXPECT_TRUE(status->ExitedWith(0)) << pub_->Describe();
   EXPECT_TRUE(segment_.Exists()) << "the segment must stay for the workers";
 
   // An open handle and a new one both read the last version.
-  EXPECT_EQ(sub->version(), last);
-  EXPECT_EQ(sub->GetString("llm.model"), "last");
+  EXPECT_EQ(sub_->version(), last);
+  EXPECT_EQ(sub_->GetString("llm.model"), "last");
   Subscriber fresh(segment_.name());
   EXPECT_EQ(fresh.version(), last);
   EXPECT_EQ(fresh.GetString("llm.model"), "last");
@@ -152,25 +149,22 @@ TEST_F(PublisherSighup, DuringStartupIsAReloadNotADeath) {
 }
 
 TEST_F(PublisherSighup, ReloadsAtOnceInWatchMode) {
-  WriteInPlace(config_, ModelConfig("start"));
   PublisherOptions o = Options();
   o.debounce_ms = 60000;  // the watcher's reload cannot come first
-  std::optional<ChildProcess> pub;
-  std::optional<Subscriber> sub;
-  ASSERT_NO_FATAL_FAILURE(StartAndOpen(o, &pub, &sub));
-  const uint64_t v = sub->version();
+  ASSERT_NO_FATAL_FAILURE(PublishFirst(ModelConfig("start"), o));
+  const uint64_t v = sub_->version();
 
   WriteInPlace(config_, ModelConfig("via-sighup"));
-  ASSERT_TRUE(pub->Signal(SIGHUP));
-  ASSERT_EQ(WaitForVersionAbove(*sub, v, kEventTimeout), v + 1) << pub->Describe();
-  EXPECT_EQ(sub->GetString("llm.model"), "via-sighup");
-  EXPECT_TRUE(pub->WaitForStderr("trigger=SIGHUP", kEventTimeout)) << pub->Describe();
+  ASSERT_TRUE(pub_->Signal(SIGHUP));
+  ASSERT_EQ(WaitForVersionAbove(*sub_, v, kEventTimeout), v + 1) << pub_->Describe();
+  EXPECT_EQ(sub_->GetString("llm.model"), "via-sighup");
+  EXPECT_TRUE(pub_->WaitForStderr("trigger=SIGHUP", kEventTimeout)) << pub_->Describe();
 
   // A SIGHUP with nothing changed publishes nothing.
-  ASSERT_TRUE(pub->Signal(SIGHUP));
-  ASSERT_TRUE(pub->WaitForStderr("SIGHUP: reloading now", kEventTimeout, 2)) << pub->Describe();
-  EXPECT_TRUE(NoVersionAbove(*sub, v + 1, 200ms));
-  EXPECT_TRUE(pub->Running()) << pub->Describe();
+  ASSERT_TRUE(pub_->Signal(SIGHUP));
+  ASSERT_TRUE(pub_->WaitForStderr("SIGHUP: reloading now", kEventTimeout, 2)) << pub_->Describe();
+  EXPECT_TRUE(NoVersionAbove(*sub_, v + 1, 200ms));
+  EXPECT_TRUE(pub_->Running()) << pub_->Describe();
 }
 
 }  // namespace

@@ -36,22 +36,19 @@ using PublisherStartup = PublisherTest;
 
 TEST_F(PublisherStartup, InitialLoad) {
   const std::string content = "llm:\n  model: gpt-4.1\n  max_retries: 5\n";
-  WriteInPlace(config_, content);
-  std::optional<ChildProcess> pub;
-  std::optional<Subscriber> sub;
-  ASSERT_NO_FATAL_FAILURE(StartAndOpen(Options(), &pub, &sub));
+  ASSERT_NO_FATAL_FAILURE(PublishFirst(content));
 
-  EXPECT_EQ(sub->version(), 1u);
-  EXPECT_EQ(sub->GetString("llm.model"), "gpt-4.1");
-  EXPECT_EQ(sub->GetInt("llm.max_retries"), 5);
+  EXPECT_EQ(sub_->version(), 1u);
+  EXPECT_EQ(sub_->GetString("llm.model"), "gpt-4.1");
+  EXPECT_EQ(sub_->GetInt("llm.max_retries"), 5);
   // The counters are stored just after the version goes live: wait for them.
   confcast_info info;
-  EXPECT_TRUE(WaitForInfo(*sub, [](const confcast_info& i) { return i.reload_total >= 1; }, kEventTimeout, &info));
-  EXPECT_EQ(info.publisher_pid, pub->pid());
+  EXPECT_TRUE(WaitForInfo(*sub_, [](const confcast_info& i) { return i.reload_total >= 1; }, kEventTimeout, &info));
+  EXPECT_EQ(info.publisher_pid, pub_->pid());
   EXPECT_EQ(info.reload_total, 1u);
   EXPECT_EQ(info.reload_errors_total, 0u);
   EXPECT_EQ(std::string(info.sha256_hex), Sha256Hex(content)) << "the segment carries the file's SHA-256";
-  EXPECT_TRUE(pub->Running()) << pub->Describe();
+  EXPECT_TRUE(pub_->Running()) << pub_->Describe();
 }
 
 TEST_F(PublisherStartup, InvalidConfigWithNothingPublishedIsFatal) {
@@ -74,43 +71,39 @@ TEST_F(PublisherStartup, InvalidConfigWithNothingPublishedIsFatal) {
 }
 
 TEST_F(PublisherStartup, InvalidConfigWithAnEarlierVersionKeepsServingIt) {
-  WriteInPlace(config_, ModelConfig("earlier"));
-  std::optional<ChildProcess> first;
-  std::optional<Subscriber> sub;
-  ASSERT_NO_FATAL_FAILURE(StartAndOpen(Options(), &first, &sub));
-  const uint64_t v = sub->version();
-  ASSERT_TRUE(first->Signal(SIGTERM));
-  ASSERT_TRUE(first->WaitExit(kEventTimeout));
+  ASSERT_NO_FATAL_FAILURE(PublishFirst(ModelConfig("earlier")));
+  ChildProcess& first = *pub_;
+  const uint64_t v = sub_->version();
+  ASSERT_TRUE(first.Signal(SIGTERM));
+  ASSERT_TRUE(first.WaitExit(kEventTimeout));
 
   WriteInPlace(config_, "llm:\n  model: gpt\n  max_retries: 99\n");
   ChildProcess second = StartPublisher(Options());
   confcast_info info;
   ASSERT_TRUE(WaitForInfo(
-      *sub, [&](const confcast_info& i) { return i.publisher_pid == second.pid() && i.last_error[0] != '\0'; },
+      *sub_, [&](const confcast_info& i) { return i.publisher_pid == second.pid() && i.last_error[0] != '\0'; },
       kEventTimeout, &info))
       << second.Describe();
   EXPECT_EQ(info.version, v);
   EXPECT_EQ(std::string(info.last_error).rfind(config_ + ":3:16: llm.max_retries: ", 0), 0u) << info.last_error;
-  EXPECT_EQ(sub->GetString("llm.model"), "earlier");
+  EXPECT_EQ(sub_->GetString("llm.model"), "earlier");
   EXPECT_TRUE(second.Running()) << second.Describe();
   const ProcessResult status = RunCtl(segment_.name(), {"status"});
   EXPECT_TRUE(status.status.ExitedWith(0)) << status.Describe();
   EXPECT_NE(status.out.find(config_ + ":3:16: llm.max_retries"), std::string::npos) << status.Describe();
 
   WriteInPlace(config_, ModelConfig("fixed"));  // it is watching
-  ASSERT_EQ(WaitForVersionAbove(*sub, v, kEventTimeout), v + 1) << second.Describe();
-  EXPECT_EQ(sub->GetString("llm.model"), "fixed");
+  ASSERT_EQ(WaitForVersionAbove(*sub_, v, kEventTimeout), v + 1) << second.Describe();
+  EXPECT_EQ(sub_->GetString("llm.model"), "fixed");
 }
 
 // One publisher per segment: a second one exits 1 and the first goes on.
 using PublisherExclusivity = PublisherTest;
 
 TEST_F(PublisherExclusivity, SecondPublisherIsRefusedAndTheFirstKeepsWorking) {
-  WriteInPlace(config_, ModelConfig("first"));
-  std::optional<ChildProcess> first;
-  std::optional<Subscriber> sub;
-  ASSERT_NO_FATAL_FAILURE(StartAndOpen(Options(), &first, &sub));
-  const uint64_t v = sub->version();
+  ASSERT_NO_FATAL_FAILURE(PublishFirst(ModelConfig("first")));
+  ChildProcess& first = *pub_;
+  const uint64_t v = sub_->version();
 
   ChildProcess second = StartPublisher(Options());
   const std::optional<ExitStatus> status = second.WaitExit(kEventTimeout);
@@ -120,12 +113,12 @@ TEST_F(PublisherExclusivity, SecondPublisherIsRefusedAndTheFirstKeepsWorking) {
   EXPECT_NE(err.find(segment_.name()), std::string::npos) << err;
   EXPECT_NE(err.find("only one publisher"), std::string::npos) << err;
 
-  EXPECT_TRUE(first->Running()) << first->Describe();
-  EXPECT_EQ(InfoOf(*sub).publisher_pid, first->pid());
-  EXPECT_EQ(sub->version(), v);
+  EXPECT_TRUE(first.Running()) << first.Describe();
+  EXPECT_EQ(InfoOf(*sub_).publisher_pid, first.pid());
+  EXPECT_EQ(sub_->version(), v);
   WriteInPlace(config_, ModelConfig("still-first"));
-  ASSERT_EQ(WaitForVersionAbove(*sub, v, kEventTimeout), v + 1) << first->Describe();
-  EXPECT_EQ(sub->GetString("llm.model"), "still-first");
+  ASSERT_EQ(WaitForVersionAbove(*sub_, v, kEventTimeout), v + 1) << first.Describe();
+  EXPECT_EQ(sub_->GetString("llm.model"), "still-first");
 }
 
 TEST_F(PublisherExclusivity, ASecondPublisherOnTheSameSegmentExitsOne) {

@@ -34,52 +34,49 @@ using namespace std::chrono_literals;
 using PublishedConfig = PublisherTest;
 
 TEST_F(PublishedConfig, EachTypedGetter) {
-  WriteInPlace(config_, kFullConfig);
-  std::optional<ChildProcess> pub;
-  std::optional<Subscriber> sub;
-  ASSERT_NO_FATAL_FAILURE(StartAndOpen(Options(), &pub, &sub));
-  const uint64_t v = sub->version();
+  ASSERT_NO_FATAL_FAILURE(PublishFirst(kFullConfig));
+  const uint64_t v = sub_->version();
 
   // Throwing getters by path.
-  EXPECT_EQ(sub->GetString("llm.model"), "gpt-4.1-mini");
-  EXPECT_EQ(sub->GetString("llm.provider"), "azure");
-  EXPECT_EQ(sub->GetString("llm.endpoint"), "https://llm.example.com/v1");
-  EXPECT_EQ(sub->GetInt("llm.max_retries"), 7);
-  EXPECT_EQ(sub->GetInt("llm.timeout_seconds"), 45);
-  EXPECT_DOUBLE_EQ(sub->GetDouble("llm.temperature"), 0.25);
-  EXPECT_DOUBLE_EQ(sub->GetDouble("llm.max_retries"), 7.0) << "a double getter also reads an int";
-  EXPECT_TRUE(sub->GetBool("toolsets.kubernetes/core.enabled"));
-  EXPECT_FALSE(sub->GetBool("toolsets.prometheus/metrics.enabled"));
-  EXPECT_EQ(sub->GetString("log_level"), "WARNING") << "published upper-case";
-  EXPECT_EQ(sub->GetInt("custom.list.1"), 20) << "unknown keys are published as they are";
-  EXPECT_EQ(nlohmann::json::parse(sub->GetJson("toolsets")),
+  EXPECT_EQ(sub_->GetString("llm.model"), "gpt-4.1-mini");
+  EXPECT_EQ(sub_->GetString("llm.provider"), "azure");
+  EXPECT_EQ(sub_->GetString("llm.endpoint"), "https://llm.example.com/v1");
+  EXPECT_EQ(sub_->GetInt("llm.max_retries"), 7);
+  EXPECT_EQ(sub_->GetInt("llm.timeout_seconds"), 45);
+  EXPECT_DOUBLE_EQ(sub_->GetDouble("llm.temperature"), 0.25);
+  EXPECT_DOUBLE_EQ(sub_->GetDouble("llm.max_retries"), 7.0) << "a double getter also reads an int";
+  EXPECT_TRUE(sub_->GetBool("toolsets.kubernetes/core.enabled"));
+  EXPECT_FALSE(sub_->GetBool("toolsets.prometheus/metrics.enabled"));
+  EXPECT_EQ(sub_->GetString("log_level"), "WARNING") << "published upper-case";
+  EXPECT_EQ(sub_->GetInt("custom.list.1"), 20) << "unknown keys are published as they are";
+  EXPECT_EQ(nlohmann::json::parse(sub_->GetJson("toolsets")),
             nlohmann::json::parse(R"({"kubernetes/core": {"enabled": true},
                                       "prometheus/metrics": {"enabled": false}, "internet": {}})"));
-  EXPECT_EQ(nlohmann::json::parse(sub->GetJson("custom.list")), nlohmann::json::parse("[10, 20, 30]"));
+  EXPECT_EQ(nlohmann::json::parse(sub_->GetJson("custom.list")), nlohmann::json::parse("[10, 20, 30]"));
 
   // Status-returning getters, with the version read.
   int64_t i = 0;
   uint64_t read_version = 0;
-  EXPECT_EQ(sub->Get("llm.timeout_seconds", &i, &read_version), CONFCAST_OK);
+  EXPECT_EQ(sub_->Get("llm.timeout_seconds", &i, &read_version), CONFCAST_OK);
   EXPECT_EQ(i, 45);
   EXPECT_EQ(read_version, v);
-  EXPECT_EQ(sub->Get("llm.model", &i), CONFCAST_ERR_TYPE);
-  EXPECT_EQ(sub->Get("llm.no_such_field", &i), CONFCAST_ERR_NOT_FOUND);
+  EXPECT_EQ(sub_->Get("llm.model", &i), CONFCAST_ERR_TYPE);
+  EXPECT_EQ(sub_->Get("llm.no_such_field", &i), CONFCAST_ERR_NOT_FOUND);
   bool b = false;
-  EXPECT_EQ(sub->Get("llm.max_retries", &b), CONFCAST_ERR_TYPE);
+  EXPECT_EQ(sub_->Get("llm.max_retries", &b), CONFCAST_ERR_TYPE);
 
   // Pre-resolved keys (cold, then warm cache).
   static const Key kRetries("llm.max_retries");
   static const Key kTemperature("llm.temperature");
   static const Key kEnabled("toolsets.kubernetes/core.enabled");
   for (int round = 0; round < 2; ++round) {
-    EXPECT_EQ(sub->GetInt(kRetries), 7);
-    EXPECT_DOUBLE_EQ(sub->GetDouble(kTemperature), 0.25);
-    EXPECT_TRUE(sub->GetBool(kEnabled));
+    EXPECT_EQ(sub_->GetInt(kRetries), 7);
+    EXPECT_DOUBLE_EQ(sub_->GetDouble(kTemperature), 0.25);
+    EXPECT_TRUE(sub_->GetBool(kEnabled));
   }
 
   // A pinned snapshot.
-  const Snapshot snap = sub->Pin();
+  const Snapshot snap = sub_->Pin();
   EXPECT_EQ(snap.version(), v);
   EXPECT_EQ(snap.sha256_hex(), Sha256Hex(kFullConfig));
   EXPECT_EQ(snap.GetString("llm.model"), "gpt-4.1-mini");
@@ -90,7 +87,7 @@ TEST_F(PublishedConfig, EachTypedGetter) {
   EXPECT_EQ(nlohmann::json::parse(snap.Json())["llm"]["provider"], "azure");
 
   // The HolmesGPT typed view (the original ConfigManager's getter names).
-  const auto config = holmesgpt::Config::Pin(*sub);
+  const auto config = holmesgpt::Config::Pin(*sub_);
   EXPECT_EQ(config.version(), v);
   EXPECT_EQ(config.llm_model(), "gpt-4.1-mini");
   EXPECT_EQ(config.llm_provider(), "azure");
@@ -106,49 +103,43 @@ TEST_F(PublishedConfig, EachTypedGetter) {
 }
 
 TEST_F(PublishedConfig, MissingFieldUsesDefault) {
-  WriteInPlace(config_, ModelConfig("only-the-model"));
-  std::optional<ChildProcess> pub;
-  std::optional<Subscriber> sub;
-  ASSERT_NO_FATAL_FAILURE(StartAndOpen(Options(), &pub, &sub));
+  ASSERT_NO_FATAL_FAILURE(PublishFirst(ModelConfig("only-the-model")));
 
   // Read from the published snapshot itself (not the typed view's fallbacks):
   // the publisher filled in the built-in schema's defaults.
-  EXPECT_EQ(sub->GetString("llm.model"), "only-the-model");
-  EXPECT_EQ(sub->GetString("llm.provider"), "openai");
-  EXPECT_EQ(sub->GetInt("llm.max_retries"), 3);
-  EXPECT_EQ(sub->GetInt("llm.timeout_seconds"), 60);
-  EXPECT_DOUBLE_EQ(sub->GetDouble("llm.temperature"), 0.0);
-  EXPECT_EQ(sub->GetString("log_level"), "INFO");
-  EXPECT_EQ(sub->GetJson("toolsets"), "{}");
-  const Snapshot snap = sub->Pin();
+  EXPECT_EQ(sub_->GetString("llm.model"), "only-the-model");
+  EXPECT_EQ(sub_->GetString("llm.provider"), "openai");
+  EXPECT_EQ(sub_->GetInt("llm.max_retries"), 3);
+  EXPECT_EQ(sub_->GetInt("llm.timeout_seconds"), 60);
+  EXPECT_DOUBLE_EQ(sub_->GetDouble("llm.temperature"), 0.0);
+  EXPECT_EQ(sub_->GetString("log_level"), "INFO");
+  EXPECT_EQ(sub_->GetJson("toolsets"), "{}");
+  const Snapshot snap = sub_->Pin();
   EXPECT_EQ(snap.TypeOf("llm.endpoint"), snapshot::Type::kNull);
   EXPECT_EQ(snap.TypeOf("llm.temperature"), snapshot::Type::kDouble);
 
   // No llm section at all: llm.model takes its default too; an int
   // temperature is published as a float.
-  const uint64_t v = sub->version();
+  const uint64_t v = sub_->version();
   WriteInPlace(config_, "log_level: error\nllm:\n  temperature: 1\n");
-  ASSERT_EQ(WaitForVersionAbove(*sub, v, kEventTimeout), v + 1) << pub->Describe();
-  EXPECT_EQ(sub->GetString("llm.model"), "gpt-4o");
-  EXPECT_EQ(sub->GetInt("llm.timeout_seconds"), 60);
-  EXPECT_EQ(sub->Pin().TypeOf("llm.temperature"), snapshot::Type::kDouble);
-  EXPECT_DOUBLE_EQ(sub->GetDouble("llm.temperature"), 1.0);
-  EXPECT_EQ(sub->GetString("log_level"), "ERROR");
+  ASSERT_EQ(WaitForVersionAbove(*sub_, v, kEventTimeout), v + 1) << pub_->Describe();
+  EXPECT_EQ(sub_->GetString("llm.model"), "gpt-4o");
+  EXPECT_EQ(sub_->GetInt("llm.timeout_seconds"), 60);
+  EXPECT_EQ(sub_->Pin().TypeOf("llm.temperature"), snapshot::Type::kDouble);
+  EXPECT_DOUBLE_EQ(sub_->GetDouble("llm.temperature"), 1.0);
+  EXPECT_EQ(sub_->GetString("log_level"), "ERROR");
 }
 
 TEST_F(PublishedConfig, ReloadUpdatesValues) {
-  WriteInPlace(config_, kFullConfig);
-  std::optional<ChildProcess> pub;
-  std::optional<Subscriber> sub;
-  ASSERT_NO_FATAL_FAILURE(StartAndOpen(Options(), &pub, &sub));
-  const uint64_t v = sub->version();
+  ASSERT_NO_FATAL_FAILURE(PublishFirst(kFullConfig));
+  const uint64_t v = sub_->version();
   static const Key kModel("llm.model");
   static const Key kTimeout("llm.timeout_seconds");
   static const Key kTemperature("llm.temperature");
   static const Key kEnabled("toolsets.kubernetes/core.enabled");
-  EXPECT_EQ(sub->GetInt(kTimeout), 45);  // warms the key caches on the old version
-  EXPECT_TRUE(sub->GetBool(kEnabled));
-  const Snapshot before = sub->Pin();
+  EXPECT_EQ(sub_->GetInt(kTimeout), 45);  // warms the key caches on the old version
+  EXPECT_TRUE(sub_->GetBool(kEnabled));
+  const Snapshot before = sub_->Pin();
 
   WriteInPlace(config_, R"(llm:
   model: claude-next
@@ -159,16 +150,16 @@ toolsets:
     enabled: false
 log_level: Critical
 )");
-  ASSERT_EQ(WaitForVersionAbove(*sub, v, kEventTimeout), v + 1) << pub->Describe();
-  EXPECT_EQ(sub->GetString(kModel.path()), "claude-next");
-  EXPECT_EQ(sub->GetInt(kTimeout), 120);
-  EXPECT_DOUBLE_EQ(sub->GetDouble(kTemperature), 1.5);
-  EXPECT_FALSE(sub->GetBool(kEnabled));
-  EXPECT_EQ(sub->GetString("llm.provider"), "openai") << "a field removed from the file goes back to its default";
-  EXPECT_EQ(sub->GetString("log_level"), "CRITICAL");
+  ASSERT_EQ(WaitForVersionAbove(*sub_, v, kEventTimeout), v + 1) << pub_->Describe();
+  EXPECT_EQ(sub_->GetString(kModel.path()), "claude-next");
+  EXPECT_EQ(sub_->GetInt(kTimeout), 120);
+  EXPECT_DOUBLE_EQ(sub_->GetDouble(kTemperature), 1.5);
+  EXPECT_FALSE(sub_->GetBool(kEnabled));
+  EXPECT_EQ(sub_->GetString("llm.provider"), "openai") << "a field removed from the file goes back to its default";
+  EXPECT_EQ(sub_->GetString("log_level"), "CRITICAL");
   int64_t ignored;
-  EXPECT_EQ(sub->Get("custom.ratio", &ignored), CONFCAST_ERR_NOT_FOUND) << "removed keys are gone";
-  EXPECT_EQ(holmesgpt::Config::Pin(*sub).llm_model(), "claude-next");
+  EXPECT_EQ(sub_->Get("custom.ratio", &ignored), CONFCAST_ERR_NOT_FOUND) << "removed keys are gone";
+  EXPECT_EQ(holmesgpt::Config::Pin(*sub_).llm_model(), "claude-next");
   // A snapshot pinned earlier is a private copy: still the old version.
   EXPECT_EQ(before.version(), v);
   EXPECT_EQ(before.GetString("llm.model"), "gpt-4.1-mini");
@@ -179,49 +170,43 @@ log_level: Critical
 using ReloadRejection = PublisherTest;
 
 TEST_F(ReloadRejection, GracefulOnInvalidFile) {
-  WriteInPlace(config_, ModelConfig("good-1"));
-  std::optional<ChildProcess> pub;
-  std::optional<Subscriber> sub;
-  ASSERT_NO_FATAL_FAILURE(StartAndOpen(Options(), &pub, &sub));
-  const uint64_t v = sub->version();
+  ASSERT_NO_FATAL_FAILURE(PublishFirst(ModelConfig("good-1")));
+  const uint64_t v = sub_->version();
 
   // Schema violation at line 3, column 16.
   WriteInPlace(config_, "llm:\n  model: bad\n  max_retries: 99\n");
   confcast_info info;
-  ASSERT_TRUE(WaitForInfo(*sub, [](const confcast_info& i) { return i.reload_errors_total >= 1; }, kEventTimeout,
+  ASSERT_TRUE(WaitForInfo(*sub_, [](const confcast_info& i) { return i.reload_errors_total >= 1; }, kEventTimeout,
                           &info))
-      << pub->Describe();
+      << pub_->Describe();
   EXPECT_EQ(info.reload_errors_total, 1u);
   EXPECT_EQ(info.version, v);
-  EXPECT_EQ(sub->GetString("llm.model"), "good-1");
+  EXPECT_EQ(sub_->GetString("llm.model"), "good-1");
   EXPECT_EQ(std::string(info.last_error).rfind(config_ + ":3:16: llm.max_retries: ", 0), 0u) << info.last_error;
-  EXPECT_EQ(ErrorsByReason(*sub).validate, 1u);
-  EXPECT_TRUE(pub->Running()) << pub->Describe();
+  EXPECT_EQ(ErrorsByReason(*sub_).validate, 1u);
+  EXPECT_TRUE(pub_->Running()) << pub_->Describe();
 
   // YAML syntax error: reported with its position as well.
   WriteInPlace(config_, "llm:\n  model: [unclosed\n");
-  ASSERT_TRUE(WaitForInfo(*sub, [](const confcast_info& i) { return i.reload_errors_total >= 2; }, kEventTimeout,
+  ASSERT_TRUE(WaitForInfo(*sub_, [](const confcast_info& i) { return i.reload_errors_total >= 2; }, kEventTimeout,
                           &info))
-      << pub->Describe();
+      << pub_->Describe();
   EXPECT_EQ(info.version, v);
   EXPECT_TRUE(std::regex_search(info.last_error, std::regex("^" + config_ + ":[0-9]+:[0-9]+: ")))
       << info.last_error;
-  EXPECT_EQ(ErrorsByReason(*sub).parse, 1u);
-  EXPECT_TRUE(pub->Running()) << pub->Describe();
+  EXPECT_EQ(ErrorsByReason(*sub_).parse, 1u);
+  EXPECT_TRUE(pub_->Running()) << pub_->Describe();
 
   // The next good file is published as the next version.
   WriteInPlace(config_, ModelConfig("good-2"));
-  ASSERT_EQ(WaitForVersionAbove(*sub, v, kEventTimeout), v + 1) << pub->Describe();
-  EXPECT_EQ(sub->GetString("llm.model"), "good-2");
-  EXPECT_EQ(InfoOf(*sub).reload_errors_total, 2u);
+  ASSERT_EQ(WaitForVersionAbove(*sub_, v, kEventTimeout), v + 1) << pub_->Describe();
+  EXPECT_EQ(sub_->GetString("llm.model"), "good-2");
+  EXPECT_EQ(InfoOf(*sub_).reload_errors_total, 2u);
 }
 
 TEST_F(ReloadRejection, InvalidYamlKeepsPrevious) {
-  WriteInPlace(config_, kFullConfig);
-  std::optional<ChildProcess> pub;
-  std::optional<Subscriber> sub;
-  ASSERT_NO_FATAL_FAILURE(StartAndOpen(Options(), &pub, &sub));
-  const uint64_t v = sub->version();
+  ASSERT_NO_FATAL_FAILURE(PublishFirst(kFullConfig));
+  const uint64_t v = sub_->version();
 
   const std::vector<std::string> bad_versions = {
       "llm:\n  model: [oops\n",                        // YAML syntax
@@ -234,17 +219,17 @@ TEST_F(ReloadRejection, InvalidYamlKeepsPrevious) {
     SCOPED_TRACE("bad content: " + bad);
     WriteInPlace(config_, bad);
     ++errors;
-    ASSERT_TRUE(WaitForInfo(*sub, [&](const confcast_info& i) { return i.reload_errors_total >= errors; },
+    ASSERT_TRUE(WaitForInfo(*sub_, [&](const confcast_info& i) { return i.reload_errors_total >= errors; },
                             kEventTimeout))
-        << pub->Describe();
-    EXPECT_EQ(sub->version(), v);
-    EXPECT_EQ(sub->GetString("llm.model"), "gpt-4.1-mini");
-    EXPECT_EQ(sub->GetInt("llm.timeout_seconds"), 45);
-    EXPECT_DOUBLE_EQ(sub->GetDouble("llm.temperature"), 0.25);
-    EXPECT_TRUE(sub->GetBool("toolsets.kubernetes/core.enabled"));
-    EXPECT_EQ(sub->GetString("log_level"), "WARNING");
+        << pub_->Describe();
+    EXPECT_EQ(sub_->version(), v);
+    EXPECT_EQ(sub_->GetString("llm.model"), "gpt-4.1-mini");
+    EXPECT_EQ(sub_->GetInt("llm.timeout_seconds"), 45);
+    EXPECT_DOUBLE_EQ(sub_->GetDouble("llm.temperature"), 0.25);
+    EXPECT_TRUE(sub_->GetBool("toolsets.kubernetes/core.enabled"));
+    EXPECT_EQ(sub_->GetString("log_level"), "WARNING");
   }
-  EXPECT_TRUE(pub->Running()) << pub->Describe();
+  EXPECT_TRUE(pub_->Running()) << pub_->Describe();
 }
 
 }  // namespace

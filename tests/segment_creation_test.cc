@@ -54,6 +54,8 @@ TEST_F(SegmentPlacement, AbsolutePathInATmpfsWorksTheSame) {
   WriteInPlace(config_, ModelConfig("on-tmpfs"));
   PublisherOptions o = Options();
   o.segment = file_segment.name();
+  // Locals, not the fixture's pub_ and sub_: they must be gone before
+  // file_segment removes what they use.
   std::optional<ChildProcess> pub;
   std::optional<Subscriber> sub;
   ASSERT_NO_FATAL_FAILURE(StartAndOpen(o, &pub, &sub));
@@ -77,13 +79,10 @@ struct ModeCase {
 class SegmentModeFlag : public PublisherTest, public ::testing::WithParamInterface<ModeCase> {};
 
 TEST_P(SegmentModeFlag, ModeIsExactWhateverTheUmask) {
-  WriteInPlace(config_, ModelConfig("mode"));
   PublisherOptions o = Options();
   if (GetParam().flag) o.extra_args = {"--segment-mode", *GetParam().flag};
   o.spawn.umask = GetParam().umask;
-  std::optional<ChildProcess> pub;
-  std::optional<Subscriber> sub;
-  ASSERT_NO_FATAL_FAILURE(StartAndOpen(o, &pub, &sub));
+  ASSERT_NO_FATAL_FAILURE(PublishFirst(ModelConfig("mode"), o));
   struct stat st;
   ASSERT_EQ(stat(segment_.file().c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 07777, GetParam().expected) << std::oct << (st.st_mode & 07777);
@@ -120,58 +119,49 @@ class SmallTmpfs {
   int error_ = 0;
 };
 
-TEST(SegmentCapacity, NoRoomForTheSegmentIsAClearErrorAtStart) {
+using SegmentCapacity = PublisherTest;
+
+TEST_F(SegmentCapacity, NoRoomForTheSegmentIsAClearErrorAtStart) {
   SmallTmpfs tmpfs;
   if (!tmpfs.mounted()) GTEST_SKIP() << "cannot mount a tmpfs here: " << std::strerror(tmpfs.error());
-  TempDir dir("fault-noroom");
-  const std::string config = dir / "config.yaml";
-  const std::string log = dir / "publisher.log";
-  WriteViaRename(config, NumberedConfig(1));
+  WriteViaRename(config_, NumberedConfig(1));
   const std::string segment = tmpfs / "segment";
-  auto pub = ChildProcess::Spawn(PublisherArgs(config, segment, {"--capacity", std::to_string(4 << 20)}),
-                                 {.output_path = log});
+  auto pub = ChildProcess::Spawn(PublisherArgs(config_, segment, {"--capacity", std::to_string(4 << 20)}),
+                                 {.output_path = log_});
   ASSERT_TRUE(pub.WaitExit(kTimeout));
   EXPECT_EQ(pub.exit_code(), 1);
-  const std::string text = ReadFile(log);
+  const std::string text = ReadFile(log_);
   EXPECT_NE(text.find("no room for segment " + segment), std::string::npos) << text;
   EXPECT_NE(text.find("No space left on device"), std::string::npos) << text;
   EXPECT_FALSE(std::filesystem::exists(segment)) << "a segment that does not fit must not be left behind";
 
   // The same tmpfs takes a segment that fits.
-  auto fits = ChildProcess::Spawn(PublisherArgs(config, segment, {"--capacity", "65536"}), {.output_path = log});
+  auto fits = ChildProcess::Spawn(PublisherArgs(config_, segment, {"--capacity", "65536"}), {.output_path = log_});
   auto sub = OpenWhenReady(segment, kTimeout);
-  ASSERT_TRUE(sub) << ReadFile(log);
+  ASSERT_TRUE(sub) << ReadFile(log_);
   uint64_t v = 0;
   EXPECT_EQ(sub->Wait(0, static_cast<int>(kTimeout.count()), &v), CONFCAST_OK);
   fits.Signal(SIGTERM);
   ASSERT_TRUE(fits.WaitExit(kTimeout));
 }
 
-TEST(SegmentCapacity, ConfigGrowingPastCapacityIsRejectedTooLargeAndTheOldVersionKept) {
-  TempDir dir("fault-grow");
-  const std::string config = dir / "config.yaml";
-  const std::string log = dir / "publisher.log";
-  SegmentGuard segment(UniqueName("grow"));
-  WriteViaRename(config, NumberedConfig(5));
-  auto pub = ChildProcess::Spawn(PublisherArgs(config, segment.name(), {"--capacity", "4096", "--debounce-ms", "20"}),
-                                 {.output_path = log});
-  auto sub = OpenWhenReady(segment.name(), kTimeout);
-  ASSERT_TRUE(sub) << ReadFile(log);
-  uint64_t v = 0;
-  ASSERT_EQ(sub->Wait(0, static_cast<int>(kTimeout.count()), &v), CONFCAST_OK);
+TEST_F(SegmentCapacity, ConfigGrowingPastCapacityIsRejectedTooLargeAndTheOldVersionKept) {
+  FirstPublisher first = StartFirst(NumberedConfig(5), kTimeout, {"--capacity", "4096", "--debounce-ms", "20"});
+  ASSERT_TRUE(first.reader);
+  auto& [pub, sub, v] = first;
   ASSERT_TRUE(WaitUntilWatching(pub.pid(), kTimeout));
 
   std::string big = NumberedConfig(6) + "toolsets:\n";
   for (int i = 0; i < 200; ++i) big += "  toolset-" + std::to_string(i) + ":\n    enabled: true\n";
-  WriteViaRename(config, big);
+  WriteViaRename(config_, big);
   uint64_t by_reason[layout::kReasonCount] = {};
   ASSERT_TRUE(WaitUntil(
       [&] { return sub->ErrorsByReason(by_reason) == CONFCAST_OK && by_reason[layout::kReasonTooLarge] == 1; },
       kTimeout))
-      << ReadFile(log);
+      << ReadFile(log_);
   confcast_info info;
   ASSERT_EQ(sub->Info(&info), CONFCAST_OK);
-  EXPECT_EQ(std::string(info.last_error).rfind(config + ": the validated config needs ", 0), 0u) << info.last_error;
+  EXPECT_EQ(std::string(info.last_error).rfind(config_ + ": the validated config needs ", 0), 0u) << info.last_error;
   EXPECT_NE(std::string(info.last_error).find("more than the segment's --capacity of 4096"), std::string::npos)
       << info.last_error;
   EXPECT_EQ(info.reload_errors_total, 1u);
@@ -180,18 +170,17 @@ TEST(SegmentCapacity, ConfigGrowingPastCapacityIsRejectedTooLargeAndTheOldVersio
   EXPECT_TRUE(pub.Running());
 
   // A config that fits again is published.
-  WriteViaRename(config, NumberedConfig(8));
-  ASSERT_EQ(sub->Wait(v, static_cast<int>(kTimeout.count())), CONFCAST_OK) << ReadFile(log);
+  WriteViaRename(config_, NumberedConfig(8));
+  ASSERT_EQ(sub->Wait(v, static_cast<int>(kTimeout.count())), CONFCAST_OK) << ReadFile(log_);
   EXPECT_EQ(sub->GetString("fault.s"), "n=8");
   pub.Signal(SIGTERM);
   ASSERT_TRUE(pub.WaitExit(kTimeout));
 }
 
-TEST(SegmentPermissions, SegmentModeIsHonouredWhateverTheUmask) {
-  TempDir dir("fault-mode");
-  const std::string config = dir / "config.yaml";
-  const std::string log = dir / "publisher.log";
-  WriteViaRename(config, NumberedConfig(1));
+using SegmentPermissions = PublisherTest;
+
+TEST_F(SegmentPermissions, SegmentModeIsHonouredWhateverTheUmask) {
+  WriteViaRename(config_, NumberedConfig(1));
   struct Case {
     mode_t umask;
     mode_t mode;
@@ -207,10 +196,10 @@ TEST(SegmentPermissions, SegmentModeIsHonouredWhateverTheUmask) {
     SegmentGuard shm(UniqueName("mode") + (c.file_segment ? ".file" : ""));
     const std::string on_disk = "/dev/shm/" + shm.name();
     const std::string segment = c.file_segment ? on_disk : shm.name();
-    auto pub = ChildProcess::Spawn(PublisherArgs(config, segment, {"--segment-mode", octal}),
-                                   {.output_path = log, .umask = c.umask});
+    auto pub = ChildProcess::Spawn(PublisherArgs(config_, segment, {"--segment-mode", octal}),
+                                   {.output_path = log_, .umask = c.umask});
     auto sub = OpenWhenReady(segment, kTimeout);
-    ASSERT_TRUE(sub) << ReadFile(log);
+    ASSERT_TRUE(sub) << ReadFile(log_);
     struct stat st {};
     ASSERT_EQ(stat(on_disk.c_str(), &st), 0);
     EXPECT_EQ(st.st_mode & 07777, c.mode);
@@ -234,23 +223,17 @@ uintptr_t MappingOf(const std::string& path, std::string* perms) {
   return 0;
 }
 
-TEST(SegmentPermissions, AReadersMappingIsReadOnly) {
-  TempDir dir("fault-readonly");
-  const std::string config = dir / "config.yaml";
-  const std::string log = dir / "publisher.log";
-  SegmentGuard segment(UniqueName("readonly"));
-  WriteViaRename(config, NumberedConfig(4));
-  auto pub = ChildProcess::Spawn(PublisherArgs(config, segment.name()), {.output_path = log});
-  auto sub = OpenWhenReady(segment.name(), kTimeout);
-  ASSERT_TRUE(sub) << ReadFile(log);
-  ASSERT_EQ(sub->Wait(0, static_cast<int>(kTimeout.count())), CONFCAST_OK);
+TEST_F(SegmentPermissions, AReadersMappingIsReadOnly) {
+  FirstPublisher first = StartFirst(NumberedConfig(4), kTimeout, {});
+  ASSERT_TRUE(first.reader);
+  auto& [pub, sub, v] = first;
 
   // The child's exit code says how far it got: 77 = the write faulted.
   ChildProcess child = ChildProcess::Fork(
       [&] {
-        Subscriber reader(segment.name());
+        Subscriber reader(segment_.name());
         std::string perms;
-        auto* base = reinterpret_cast<volatile uint64_t*>(MappingOf("/dev/shm/" + segment.name(), &perms));
+        auto* base = reinterpret_cast<volatile uint64_t*>(MappingOf("/dev/shm/" + segment_.name(), &perms));
         if (base == nullptr) return 2;
         if (perms != "r--s") return 3;
         // Even on purpose, a reader cannot make its mapping writable: the fd was O_RDONLY.
@@ -271,30 +254,23 @@ TEST(SegmentPermissions, AReadersMappingIsReadOnly) {
   ASSERT_TRUE(pub.WaitExit(kTimeout));
 }
 
-TEST(SegmentPermissions, AProcessThatIsNotTheOwnerCannotPublish) {
+TEST_F(SegmentPermissions, AProcessThatIsNotTheOwnerCannotPublish) {
   const std::optional<User> nobody = NobodyIfRoot();
   if (!nobody) GTEST_SKIP() << "needs root, to run a second process as another user";
-  TempDir dir("fault-owner");
-  const std::string config = dir / "config.yaml";
-  const std::string log = dir / "publisher.log";
-  SegmentGuard segment(UniqueName("owner"));
-  WriteViaRename(config, NumberedConfig(2));
-  auto pub =
-      ChildProcess::Spawn(PublisherArgs(config, segment.name(), {"--segment-mode", "0640"}), {.output_path = log});
-  auto sub = OpenWhenReady(segment.name(), kTimeout);
-  ASSERT_TRUE(sub) << ReadFile(log);
-  ASSERT_EQ(sub->Wait(0, static_cast<int>(kTimeout.count())), CONFCAST_OK);
+  FirstPublisher first = StartFirst(NumberedConfig(2), kTimeout, {"--segment-mode", "0640"});
+  ASSERT_TRUE(first.reader);
+  auto& [pub, sub, v] = first;
   const uint64_t version = sub->version();
   pub.Signal(SIGTERM);  // even with no publisher holding the lock
   ASSERT_TRUE(pub.WaitExit(kTimeout));
 
   // Exit code: 0 = refused with a permission error; others say what happened.
-  const std::string message_file = dir / "child.txt";
+  const std::string message_file = dir_ / "child.txt";
   WriteViaRename(message_file, "", 0666);  // the child, as nobody, writes its message here
   ChildProcess child = ChildProcess::Fork(
       [&] {
-        if (open(("/dev/shm/" + segment.name()).c_str(), O_RDWR) >= 0) return 3;
-        auto opened = confcast::publisher::SegmentWriter::Open({segment.name(), 1 << 20, 0640});
+        if (open(("/dev/shm/" + segment_.name()).c_str(), O_RDWR) >= 0) return 3;
+        auto opened = confcast::publisher::SegmentWriter::Open({segment_.name(), 1 << 20, 0640});
         if (std::holds_alternative<std::unique_ptr<confcast::publisher::SegmentWriter>>(opened)) return 4;
         const auto& failure = std::get<confcast::publisher::SegmentWriter::Failure>(opened);
         std::ofstream(message_file, std::ios::trunc) << failure.message;
@@ -304,15 +280,15 @@ TEST(SegmentPermissions, AProcessThatIsNotTheOwnerCannotPublish) {
   ASSERT_TRUE(child.WaitExit(kTimeout));
   EXPECT_TRUE(child.exit_status()->ExitedWith(0)) << child.Describe() << ReadFile(message_file);
   // The lock file the root publisher left beside the segment stops it first.
-  EXPECT_NE(ReadFile(message_file).find("/dev/shm/" + segment.name() + ".confcast-lock"), std::string::npos)
+  EXPECT_NE(ReadFile(message_file).find("/dev/shm/" + segment_.name() + ".confcast-lock"), std::string::npos)
       << ReadFile(message_file);
   // And the publisher binary run as nobody says so and exits 1.
-  auto intruder = ChildProcess::Spawn(PublisherArgs(config, segment.name()),
-                                      {.output_path = dir / "intruder.log", .as_user = nobody});
+  auto intruder = ChildProcess::Spawn(PublisherArgs(config_, segment_.name()),
+                                      {.output_path = dir_ / "intruder.log", .as_user = nobody});
   ASSERT_TRUE(intruder.WaitExit(kTimeout));
   EXPECT_EQ(intruder.exit_code(), 1);
-  EXPECT_NE(ReadFile(dir / "intruder.log").find("owned by uid 0 (root)"), std::string::npos)
-      << ReadFile(dir / "intruder.log");
+  EXPECT_NE(ReadFile(dir_ / "intruder.log").find("owned by uid 0 (root)"), std::string::npos)
+      << ReadFile(dir_ / "intruder.log");
   EXPECT_EQ(sub->version(), version);
   EXPECT_EQ(sub->GetString("fault.s"), "n=2");
 }
