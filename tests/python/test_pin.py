@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from cc_helpers import holmes_config
-from confcast_pytest_support import PYTHON_PACKAGE_DIR
+from confcast_pytest_support import PYTHON_PACKAGE_DIR, wait_until
 
 sys.path.insert(0, str(PYTHON_PACKAGE_DIR))
 import confcast  # noqa: E402
@@ -137,7 +137,10 @@ def test_threads_pinning_during_publishes_release_every_hold(sub, configmap):
         t.start()
     try:
         for model in ("gpt-a", "gpt-b", "gpt-c"):
-            publish(sub, configmap, model)
+            last = publish(sub, configmap, model)
+        # Each thread goes on until it has pinned the last version (or failed).
+        wait_until(lambda: errors or (len(seen) == 4 and all(v and v[-1] == last for v in seen.values())), 10,
+                   "every thread to pin the last version")
     finally:
         stop.set()
         for t in threads:
@@ -146,7 +149,7 @@ def test_threads_pinning_during_publishes_release_every_hold(sub, configmap):
     assert holds(sub) == (0, None)
     for versions in seen.values():
         assert versions == sorted(versions), "a thread's pins went back to an older version"
-    assert max(max(v) for v in seen.values()) == 4
+        assert versions[-1] == last == 4
 
 
 def test_close_while_threads_pin_ends_them_with_closed(sub):
