@@ -28,7 +28,8 @@ The worker ledger (each timed as a statement, like one value):
   confcast_pin_hold_release          "with sub.pin(): pass": the snapshot, a hold and its release in
                                      the worker ledger (what the ASGI middleware adds per request);
                                      pin() in C (confcast._pin) when the build made it
-  confcast_pin_pure_python           the same with the package's pure-Python pin (its fallback)
+  confcast_pin_pure_python           the same through a subscriber whose pin() is the package's
+                                     pure-Python one (its fallback), so both rows make the same calls
 
 The ratios with a target (``RATIOS``; bench/report.py turns them into goals):
 ConfigManager's 8 getters <= 0.5 x the original's 8; sub.get("llm.model")
@@ -165,7 +166,7 @@ ONE_VALUE = {
 # The worker ledger's cost per request, as statements over the same names (no answer to check).
 LEDGER = {
     "confcast_pin_hold_release": "with sub.pin():\n    pass",
-    "confcast_pin_pure_python": "with PythonPin(sub):\n    pass",
+    "confcast_pin_pure_python": "with pysub.pin():\n    pass",
 }
 
 # (name, numerator, denominator or None, target, what): a ratio of medians from one run. A
@@ -280,7 +281,9 @@ def main() -> int:
                 raise SystemExit(f"{name} reads {got}, the original design {reference}")
 
         from confcast.subscriber import Pin as PythonPin  # noqa: E402
-        names = {"original": original, "cm": cm, "sub": sub, "PythonPin": PythonPin}
+        pysub = confcast.Subscriber(segment)
+        pysub._pin_type = PythonPin
+        names = {"original": original, "cm": cm, "sub": sub, "pysub": pysub}
         pin_implementation = type(sub.pin()).__module__
         for name, statement in ONE_VALUE.items():
             if statement != "pass" and eval(statement, names) != "gpt-4o":

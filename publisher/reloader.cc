@@ -165,9 +165,9 @@ void Reloader::WarnIfOthersCanReadSecrets(const nlohmann::json& config) {
   char mode[8];
   std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(segment_.mode()));
   LogEvent(spdlog::level::warn,
-           "the segment " + segment_.location() + " is readable by every local user (mode " + mode +
+           "the segment " + segment_.location() + " is readable by users outside its group (mode " + mode +
                ") and holds secret values (" + paths +
-               "): any user of this host can read them; give the workers the publisher's group and "
+               "): those users can read them; give the workers the publisher's group and "
                "use --segment-mode 0640",
            {{"segment", segment_.location()}, {"mode", std::string(mode)}, {"secret_paths", paths}});
 }

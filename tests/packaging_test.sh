@@ -187,7 +187,7 @@ expect_eq "the segment is confcast's, 0640" "confcast:confcast 640" "$(stat -c '
 expect_eq "confcastctl (worker in the confcast group) reads llm.model" "packaged-1" \
   "$(as_worker /usr/bin/confcastctl --segment "$SEGMENT" get llm.model 2>&1)"
 
-read_with_debian_python() {  # prints: where the package and its library came from, then llm.model
+read_with_debian_python() {  # prints: where the package came from, whether the library is mapped, llm.model, then its pin()
   as_worker /usr/bin/python3 -c '
 import sys, confcast, confcast._native as native
 with confcast.Subscriber(sys.argv[1]) as sub:

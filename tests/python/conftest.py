@@ -33,7 +33,7 @@ def _locate(variable: str, relative: str) -> tuple[str | None, str]:
     explicit = os.environ.get(variable)
     if explicit:
         if os.path.isfile(explicit):
-            return explicit, f"${variable}"
+            return os.path.abspath(explicit), f"${variable}"  # the same file from every child's directory
         return None, f"${variable}={explicit!r} does not exist"
     builds = sorted(REPO.glob(f"build*/{relative}"), key=lambda p: p.stat().st_mtime, reverse=True)
     if builds:

@@ -6,8 +6,10 @@ file the publisher and ``confcastctl`` read; cross-process behaviour is in test_
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -27,11 +29,11 @@ from confcast.subscriber import Pin as PythonPin  # noqa: E402
 @pytest.fixture(params=["c", "python"])
 def sub(request, publisher):
     """A Subscriber whose pin() is the C one or the Python one."""
+    if request.param == "c":
+        assert _native.library().pin_type is not None, "the build has no confcast._pin beside the library"
     subscriber = confcast.Subscriber(publisher.segment)
     if request.param == "python":
         subscriber._pin_type = PythonPin
-    else:
-        assert subscriber._pin_type.__module__ == "confcast._pin", "the build has no confcast._pin beside the library"
     yield subscriber
     subscriber.close()
 
@@ -145,6 +147,7 @@ def test_threads_pinning_during_publishes_release_every_hold(sub, configmap):
         stop.set()
         for t in threads:
             t.join(30)
+    assert not any(t.is_alive() for t in threads)
     assert not errors, errors
     assert holds(sub) == (0, None)
     for versions in seen.values():
@@ -153,8 +156,10 @@ def test_threads_pinning_during_publishes_release_every_hold(sub, configmap):
 
 
 def test_close_while_threads_pin_ends_them_with_closed(sub):
-    # close() frees the C handle; a pin running meanwhile must never use it afterwards (the C pin
-    # relies on the GIL for that, the Python one on its counters).
+    # close() frees the C handle while threads pin (the C pin relies on the GIL for never using
+    # it afterwards, the Python one on its counters). What this shows is liveness: every thread
+    # ends with Closed, none hangs or dies otherwise; a use after free it would not see (the
+    # extension is not built into the sanitizer builds).
     outcomes: list[BaseException] = []
     enough = threading.Barrier(5)
 
@@ -180,6 +185,36 @@ def test_close_while_threads_pin_ends_them_with_closed(sub):
     assert len(outcomes) == 4 and all(isinstance(e, confcast.Closed) for e in outcomes), outcomes
 
 
+def test_a_pin_entered_before_fork_exits_in_the_child_without_touching_the_parents_hold(sub):
+    pin = sub.pin()
+    pin.__enter__()
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report, and never return into pytest
+        status = 1
+        try:
+            os.close(read_end)
+            pin.__exit__(None, None, None)  # the parent's segment is not the child's: nothing to release
+            with sub.pin() as snap:  # the child's own entry
+                inside = sub.ledger_entry()
+            after = sub.ledger_entry()
+            os.write(write_end, f"{snap.version} {inside['pid'] == os.getpid()} {inside['held']} "
+                                f"{after['held']}".encode())
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    try:
+        with os.fdopen(read_end, "rb") as pipe:
+            reported = pipe.read().decode()
+    finally:
+        _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0 and reported == "1 True 1 0", reported
+    assert holds(sub) == (1, 1)  # the parent's hold is still there
+    pin.__exit__(None, None, None)
+    assert holds(sub) == (0, None)
+
+
 def test_the_environment_can_ask_for_the_pure_python_pin(library_path, publisher):
     done = subprocess.run(
         [sys.executable, "-c",
@@ -191,6 +226,22 @@ def test_the_environment_can_ask_for_the_pure_python_pin(library_path, publisher
         env={**os.environ, "PYTHONPATH": str(PYTHON_PACKAGE_DIR), "CONFCAST_PURE_PYTHON": "1"},
         capture_output=True, text=True, timeout=30)
     assert done.stdout.split() == ["confcast.subscriber", "1", "1"], done
+
+
+def test_the_bound_extension_refuses_a_second_library(library_path, publisher, tmp_path):
+    # Pins made for the package's library must never call another one with its handles.
+    lib = _native.library()
+    module = _native._pin_modules[Path(lib.pin_extension)]
+    other = tmp_path / "libconfcast-copy.so"
+    shutil.copyfile(library_path, other)
+    copy = ctypes.CDLL(str(other))
+    with pytest.raises(ValueError, match="bound to another libconfcast.so"):
+        module.bind(ctypes.cast(copy.confcast_hold, ctypes.c_void_p).value,
+                    ctypes.cast(copy.confcast_release, ctypes.c_void_p).value)
+    with confcast.Subscriber(publisher.segment) as first:  # still bound to the package's library
+        with first.pin():
+            assert type(first.pin()).__module__ == "confcast._pin" and holds(first) == (1, 1)
+        assert holds(first) == (0, None)
 
 
 def test_an_extension_of_another_protocol_is_not_used(library_path, monkeypatch, caplog):

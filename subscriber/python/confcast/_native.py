@@ -30,6 +30,7 @@ import ctypes.util
 import importlib.util
 import logging
 import os
+import sysconfig
 import threading
 from pathlib import Path
 
@@ -133,28 +134,39 @@ class Library:
         return err
 
 
+_pin_modules: dict[Path, object] = {}  # each extension file is loaded once per process
+
+
 def _bind_pin_extension(library_path: str, cdll: ctypes.CDLL) -> tuple[type | None, str | None]:
     """confcast._pin's Pin bound to this library's hold and release, and the file it came from."""
-    if os.environ.get("CONFCAST_PURE_PYTHON"):
+    if os.environ.get("CONFCAST_PURE_PYTHON", "") not in ("", "0"):
         return None, None
+    if sysconfig.get_config_var("Py_GIL_DISABLED"):
+        return None, None  # a free-threaded CPython: no stable ABI, and pin.c's safety rests on the GIL
     places = [Path(__file__).resolve().parent / PIN_EXTENSION]
-    if os.path.isabs(library_path):  # never a name the loader resolved: that could be the working directory
-        places.append(Path(library_path).resolve().parent / PIN_EXTENSION)
-    for place in places:
+    if "/" in library_path:  # a path, not a name the loader resolved (that could be the working directory)
+        places.append(Path(os.path.abspath(library_path)).resolve().parent / PIN_EXTENSION)
+    for place in dict.fromkeys(places):  # once each, in order (a venv has both in the package)
         if not place.is_file():
             continue
         try:
-            spec = importlib.util.spec_from_file_location("confcast._pin", place)
-            module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
+            module = _pin_modules.get(place)
+            if module is None:
+                spec = importlib.util.spec_from_file_location("confcast._pin", place)
+                module = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(module)
+                _pin_modules[place] = module
             if getattr(module, "PROTOCOL", None) != PIN_PROTOCOL:
                 raise ImportError(f"protocol {getattr(module, 'PROTOCOL', None)}, this package needs {PIN_PROTOCOL}")
+            # Refused (ValueError) when the module is bound to another library already: its Pins
+            # must never call one library with another's handles.
             module.bind(ctypes.cast(cdll.confcast_hold, ctypes.c_void_p).value,
                         ctypes.cast(cdll.confcast_release, ctypes.c_void_p).value)
-        except (ImportError, OSError) as exc:
+        except (ImportError, OSError, ValueError) as exc:
             _log.warning("confcast: not using %s (%s); pin() stays pure Python", place, exc)
             continue
         return module.Pin, str(place)
+    _log.debug("confcast: no %s beside the package or %s; pin() is pure Python", PIN_EXTENSION, library_path)
     return None, None
 
 

@@ -295,11 +295,13 @@ class Subscriber:
                 raise Closed(f"the confcast subscriber of {self.segment!r} is closed", segment=self.segment)
             if self._seg is not None:
                 self._replaced.append(self._seg)
-            self._seg = seg
-            self._handle = seg.handle
             # A snapshot belongs to the file it was read from: a segment created anew may number
             # its versions from 1 again, so an old snapshot with a matching number is not current.
+            # Forgotten before the new segment is installed, so that no pin() in between (they take
+            # no lock) holds the old file's version number in the new file's ledger.
             self._snapshot = _NO_SNAPSHOT
+            self._seg = seg
+            self._handle = seg.handle
             self._words = seg.version_words.words
             self._pair = seg.version_words.pair
             self._generation += 1

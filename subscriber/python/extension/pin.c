@@ -37,7 +37,8 @@
  * Python code) takes the Python path before anything is held.
  *
  * Built against the stable ABI (Py_LIMITED_API 3.10): one _pin.abi3.so for
- * every CPython from 3.10 on.
+ * every CPython with a GIL from 3.10 on (the package never loads it into a
+ * free-threaded one: see above).
  *
  * Threading: any thread, under the GIL; the bound function addresses are set
  * once by bind() before the first Pin and never change.
@@ -111,7 +112,10 @@ static int FastPathApplies(PyObject *sub, PyObject **pair, PyObject **expected, 
   return 1;
 }
 
-/* The Python path: Subscriber._hold_current() -> (snapshot, segment, version arg). */
+/* The Python path: Subscriber._hold_current() -> (snapshot, segment, version arg).
+ * Should the tuple not be what that method returns (it always is), the error
+ * is raised and the hold it made stays until close(): a leaked hold delays a
+ * rollout gate, a release guessed wrong could drop another pin's hold. */
 static PyObject *EnterThroughPython(Pin *self) {
   PyObject *held = PyObject_CallMethodObjArgs(self->subscriber, str_hold_current, NULL);
   if (held == NULL) return NULL;
@@ -142,6 +146,10 @@ done:
 }
 
 static PyObject *Pin_enter(Pin *self, PyObject *Py_UNUSED(ignored)) {
+  if (self->subscriber == NULL) {  /* made by Pin.__new__ without __init__ */
+    PyErr_SetString(PyExc_TypeError, "Pin(subscriber) was not initialised");
+    return NULL;
+  }
   if (self->segment != NULL) {
     PyErr_SetString(PyExc_RuntimeError, "this pin() is already entered; call pin() again for another hold");
     return NULL;
@@ -229,7 +237,7 @@ static PyType_Slot Pin_slots[] = {
 static PyType_Spec Pin_spec = {
     .name = "confcast._pin.Pin",
     .basicsize = sizeof(Pin),
-    .flags = Py_TPFLAGS_DEFAULT,
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE,  /* nobody swaps __enter__ under a pin */
     .slots = Pin_slots,
 };
 
@@ -245,8 +253,13 @@ static PyObject *Bind(PyObject *Py_UNUSED(module), PyObject *args) {
     PyErr_SetString(PyExc_ValueError, "confcast._pin.bind: a function address is 0");
     return NULL;
   }
-  /* The library is loaded once per process, so this is set once; a second
-   * bind with the same library writes the same values. */
+  /* The package binds one library per process. A second library (another
+   * build loaded by hand) is refused: Pins made for the first would call the
+   * second with the first one's handles. */
+  if (confcast_hold_fn != NULL && (confcast_hold_fn != (hold_fn)hold || confcast_release_fn != (hold_fn)release)) {
+    PyErr_SetString(PyExc_ValueError, "confcast._pin is bound to another libconfcast.so in this process");
+    return NULL;
+  }
   confcast_hold_fn = (hold_fn)hold;
   confcast_release_fn = (hold_fn)release;
   Py_RETURN_NONE;
