@@ -184,7 +184,7 @@ class Snapshot(dict):
         it, is marked secret); ``KeyNotFound`` if there is no such path."""
         self.require(path)
         roots = self._secrets()
-        return path in roots or any(path.startswith(root + ".") for root in roots)
+        return path in roots or _under(path, roots)
 
     def redacted(self) -> dict[str, Any]:
         """A plain copy of the config with every secret value replaced by ``"<secret>"``: what to
